@@ -1,0 +1,325 @@
+"""The main window: menus, the central graph area, docks and the status bar."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QProgressBar,
+    QStackedWidget,
+    QWidget,
+)
+
+from cnnviz.ui import settings as app_settings
+from cnnviz.ui.workers import ImportWorker
+
+OPEN_FILTER = "Architectures and models (*.json *.py);;Architecture files (*.json);;Python (*.py)"
+
+
+class _FirstPaintWatcher(QObject):
+    """Notices the first paint of any widget inside the window (for the startup figure)."""
+
+    def __init__(self, window: MainWindow):
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if (
+            event.type() == QEvent.Type.Paint
+            and isinstance(watched, QWidget)
+            and watched.window() is self._window
+        ):
+            QApplication.instance().removeEventFilter(self)
+            self._window.first_paint_time = time.time()
+            QTimer.singleShot(0, self._window.sig_first_paint.emit)
+        return False
+
+
+def _placeholder(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    label.setObjectName("placeholder")
+    label.setMargin(16)
+    return label
+
+
+class MainWindow(QMainWindow):
+    """The cnnviz window. Heavy modules load in the background after the first paint."""
+
+    sig_first_paint = Signal()
+    sig_core_ready = Signal()
+
+    def __init__(self, model: str = "lenet5", input_shape: tuple[int, ...] | None = None):
+        super().__init__()
+        self.setWindowTitle("cnnviz")
+        self.resize(1400, 900)
+        self.first_paint_time: float | None = None
+        self.core_ready = False
+        self.requested_model = model
+        self.requested_input = input_shape
+        self._import_worker: ImportWorker | None = None
+        self._closing = False
+
+        self._build_central()
+        self._build_docks()
+        self._build_actions()
+        self._build_menus()
+        self._build_status_bar()
+        self._restore_settings()
+
+        self._paint_watcher = _FirstPaintWatcher(self)
+        QApplication.instance().installEventFilter(self._paint_watcher)
+        self.sig_first_paint.connect(self._on_window_first_paint)
+
+    # ----------------------------------------------------------------- construction
+    def _build_central(self) -> None:
+        self.central = QStackedWidget()
+        self.loading_page = _placeholder(
+            "<h2>cnnviz</h2><p>Loading PyTorch and the model zoo…</p>"
+            "<p>The window is yours already; the network appears in a moment.</p>"
+        )
+        self.central.addWidget(self.loading_page)
+        self.setCentralWidget(self.central)
+
+    def _add_dock(
+        self, title: str, name: str, area: Qt.DockWidgetArea, body: QWidget
+    ) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)  # saveState() needs stable object names
+        dock.setWidget(body)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        self.models_dock = self._add_dock(
+            "Models", "models_dock", left, _placeholder("The model zoo loads with PyTorch…")
+        )
+        self.inspector_dock = self._add_dock(
+            "Inspector",
+            "inspector_dock",
+            right,
+            _placeholder("Select a layer to see its shapes, parameters, MACs and receptive field."),
+        )
+        self.training_dock = self._add_dock(
+            "Training",
+            "training_dock",
+            bottom,
+            _placeholder("Training: loss and accuracy curves appear here while a model trains."),
+        )
+        self.activations_dock = self._add_dock(
+            "Activations",
+            "activations_dock",
+            bottom,
+            _placeholder("Activation maps, filters and receptive fields of the selected layer."),
+        )
+        self.tabifyDockWidget(self.training_dock, self.activations_dock)
+        self.training_dock.raise_()
+        self.resizeDocks(
+            [self.models_dock, self.inspector_dock], [260, 340], Qt.Orientation.Horizontal
+        )
+        self.resizeDocks([self.training_dock], [260], Qt.Orientation.Vertical)
+
+    def _action(
+        self,
+        text: str,
+        slot=None,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+        enabled: bool = True,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if slot is not None:
+            action.triggered.connect(slot)
+        action.setEnabled(enabled)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        return action
+
+    def _build_actions(self) -> None:
+        sk = QKeySequence.StandardKey
+        self.act_open = self._action(
+            "&Open…", self._on_open_triggered, sk.Open, tip="Open an architecture or Python file"
+        )
+        self.act_save = self._action(
+            "&Save", shortcut=sk.Save, enabled=False, tip="Saving arrives with the editor"
+        )
+        self.act_save_as = self._action(
+            "Save &As…", shortcut=sk.SaveAs, enabled=False, tip="Saving arrives with the editor"
+        )
+        self.act_quit = self._action(
+            "&Quit", self.close, "Ctrl+Q"
+        )  # sk.Quit is empty on some platforms
+        self.act_undo = self._action(
+            "&Undo", shortcut=sk.Undo, enabled=False, tip="Nothing to undo"
+        )
+        self.act_redo = self._action(
+            "&Redo", shortcut="Ctrl+Shift+Z", enabled=False, tip="Nothing to redo"
+        )
+        self.act_train_start = self._action(
+            "&Start training", shortcut="F5", enabled=False, tip="Waiting for PyTorch to load"
+        )
+        self.act_train_pause = self._action("&Pause", shortcut="F6", enabled=False)
+        self.act_train_stop = self._action("S&top", shortcut="Shift+F5", enabled=False)
+        self.act_about = self._action("&About cnnviz", self._on_about_triggered)
+        self.act_about_qt = self._action("About &Qt", QApplication.aboutQt)
+        self.act_full_screen = self._action("&Full screen", self._on_full_screen_toggled, "F11")
+        self.act_full_screen.setCheckable(True)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.act_open)
+        self.recent_menu = QMenu("Open &Recent", self)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_save)
+        file_menu.addAction(self.act_save_as)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+        self._rebuild_recent_menu()
+
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.act_undo)
+        edit_menu.addAction(self.act_redo)
+
+        self.view_menu = bar.addMenu("&View")
+        for dock in (
+            self.models_dock,
+            self.inspector_dock,
+            self.training_dock,
+            self.activations_dock,
+        ):
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.act_full_screen)
+
+        train_menu = bar.addMenu("&Train")
+        train_menu.addAction(self.act_train_start)
+        train_menu.addAction(self.act_train_pause)
+        train_menu.addAction(self.act_train_stop)
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.act_about)
+        help_menu.addAction(self.act_about_qt)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_busy = QProgressBar()
+        self.status_busy.setRange(0, 0)  # indeterminate while torch imports
+        self.status_busy.setMaximumWidth(120)
+        self.status_busy.setMaximumHeight(14)
+        self.status_device = QLabel("")
+        bar.addPermanentWidget(self.status_busy)
+        bar.addPermanentWidget(self.status_device)
+        bar.showMessage("Loading PyTorch…")
+
+    # ----------------------------------------------------------------- settings
+    def _restore_settings(self) -> None:
+        store = app_settings.settings()
+        geometry = store.value("window/geometry")
+        state = store.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def _save_settings(self) -> None:
+        store = app_settings.settings()
+        store.setValue("window/geometry", self.saveGeometry())
+        store.setValue("window/state", self.saveState())
+        store.sync()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = app_settings.recent_files()
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
+        if files:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self._on_clear_recent_triggered)
+        self.recent_menu.setEnabled(bool(files))
+
+    # ----------------------------------------------------------------- background import
+    @Slot()
+    def _on_window_first_paint(self) -> None:
+        if self._import_worker is None and not self.core_ready and not self._closing:
+            self._import_worker = ImportWorker(self)
+            self._import_worker.sig_loaded.connect(self._on_import_loaded)
+            self._import_worker.sig_failed.connect(self._on_import_failed)
+            self._import_worker.start()
+
+    @Slot(float)
+    def _on_import_loaded(self, seconds: float) -> None:
+        from cnnviz.core.device import describe_device
+
+        self.core_ready = True
+        self.status_busy.hide()
+        self.status_device.setText(describe_device())
+        self.statusBar().showMessage(f"PyTorch loaded in {seconds:.1f} s", 5000)
+        self.sig_core_ready.emit()
+
+    @Slot(str)
+    def _on_import_failed(self, message: str) -> None:
+        self.status_busy.hide()
+        self.statusBar().showMessage(f"PyTorch could not be loaded: {message}")
+        self.loading_page.setText(
+            "<h2>PyTorch could not be loaded</h2>"
+            f"<p>{message}</p><p>Reinstall with <tt>./dev env</tt>, then restart cnnviz.</p>"
+        )
+
+    # ----------------------------------------------------------------- files
+    def open_path(self, path: str) -> None:
+        """Open an architecture (.json) or Python (.py) file; remembered in Open Recent."""
+        app_settings.add_recent_file(path)
+        self._rebuild_recent_menu()
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+
+    @Slot()
+    def _on_open_triggered(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open", "", OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    @Slot()
+    def _on_clear_recent_triggered(self) -> None:
+        app_settings.clear_recent_files()
+        self._rebuild_recent_menu()
+
+    # ----------------------------------------------------------------- other slots
+    @Slot()
+    def _on_about_triggered(self) -> None:
+        from cnnviz.ui.about import AboutDialog
+
+        AboutDialog(self).exec()
+
+    @Slot(bool)
+    def _on_full_screen_toggled(self, on: bool) -> None:
+        self.showFullScreen() if on else self.showNormal()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self._closing = True
+        self._save_settings()
+        if self._import_worker is not None:
+            # An import cannot be interrupted; it is short, so wait for it rather than
+            # leave a thread running past the window.
+            self._import_worker.wait()
+        super().closeEvent(event)

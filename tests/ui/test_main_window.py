@@ -1,0 +1,120 @@
+"""The window shell: opens, closes, remembers its layout, shows versions, reports errors."""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from PySide6.QtCore import QByteArray, Qt, qVersion
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from cnnviz import __version__, paths
+from cnnviz.ui import settings as app_settings
+from cnnviz.ui.about import AboutDialog
+from cnnviz.ui.error_dialog import ErrorDialog, ExceptionReporter
+from cnnviz.ui.main_window import MainWindow
+
+
+def _open_window(qtbot) -> MainWindow:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def test_window_opens_with_menus_and_docks_and_closes(qtbot):
+    window = _open_window(qtbot)
+    menus = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert menus == ["File", "Edit", "View", "Train", "Help"]
+    docks = {d.objectName() for d in window.findChildren(type(window.inspector_dock))}
+    assert {"models_dock", "inspector_dock", "training_dock", "activations_dock"} <= docks
+    qtbot.waitUntil(lambda: window.core_ready, timeout=60_000)
+    assert window.status_device.text().startswith(("CPU", "CUDA", "Apple"))
+    window.close()
+    assert not window.isVisible()
+
+
+def test_standard_shortcuts(qtbot):
+    window = _open_window(qtbot)
+    assert window.act_open.shortcut().toString() == "Ctrl+O"
+    assert window.act_undo.shortcut().toString() == "Ctrl+Z"
+    assert window.act_redo.shortcut().toString() == "Ctrl+Shift+Z"
+    assert window.act_quit.shortcut().toString() == "Ctrl+Q"
+    window.close()
+
+
+def test_geometry_and_dock_layout_are_restored(qtbot):
+    first = _open_window(qtbot)
+    first.resize(640, 480)  # within the offscreen screen (800x600)
+    first.inspector_dock.hide()
+    first.close()
+    store = app_settings.settings()
+    assert isinstance(store.value("window/state"), QByteArray)
+    second = _open_window(qtbot)
+    assert (second.width(), second.height()) == (640, 480)
+    assert second.inspector_dock.isHidden()
+    second.close()
+
+
+def test_recent_files_are_kept_newest_first(qtbot, tmp_path):
+    window = _open_window(qtbot)
+    for name in ("a.json", "b.json", "a.json"):
+        window.open_path(str(tmp_path / name))
+    assert app_settings.recent_files() == [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    titles = [a.text() for a in window.recent_menu.actions() if not a.isSeparator()]
+    assert titles[:2] == ["a.json", "b.json"]
+    window.close()
+
+
+def test_about_dialog_shows_the_versions(qtbot):
+    dialog = AboutDialog()
+    qtbot.addWidget(dialog)
+    for version in (__version__, torch.__version__, torchvision.__version__, qVersion()):
+        assert version in dialog.text
+    assert "CPU" in dialog.text or "CUDA" in dialog.text or "MPS" in dialog.text
+
+
+def test_unhandled_exception_shows_a_dialog_logs_it_and_the_app_goes_on(qtbot):
+    reporter = ExceptionReporter()
+    try:
+        raise ValueError("kernel size must be positive, got -3")
+    except ValueError as exc:
+        reporter.handle(type(exc), exc, exc.__traceback__)
+    qtbot.waitUntil(lambda: bool(reporter.reported), timeout=2000)
+    assert reporter.reported == ["ValueError: kernel size must be positive, got -3"]
+    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, ErrorDialog)]
+    assert len(dialogs) == 1 and dialogs[0].isVisible()
+    dialog = dialogs[0]
+    qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
+    assert "kernel size must be positive" in QGuiApplication.clipboard().text()
+    assert "Traceback" in QGuiApplication.clipboard().text()
+    assert "kernel size must be positive" in paths.log_file().read_text()
+    # a second error while the dialog is open joins it instead of stacking dialogs
+    try:
+        raise RuntimeError("second")
+    except RuntimeError as exc:
+        reporter.handle(type(exc), exc, exc.__traceback__)
+    qtbot.waitUntil(lambda: len(reporter.reported) == 2, timeout=2000)
+    assert (
+        sum(isinstance(w, ErrorDialog) and w.isVisible() for w in QApplication.topLevelWidgets())
+        == 1
+    )
+    assert "second" in dialog.details
+    dialog.close()
+    qtbot.waitUntil(lambda: reporter._dialog is None, timeout=2000)
+
+
+def test_exceptions_in_other_threads_reach_the_gui_thread(qtbot):
+    import threading
+
+    reporter = ExceptionReporter(show_dialogs=False)
+    reporter.install()
+    try:
+        thread = threading.Thread(target=lambda: 1 / 0)
+        thread.start()
+        thread.join()
+        qtbot.waitUntil(lambda: bool(reporter.reported), timeout=2000)
+    finally:
+        reporter.uninstall()
+    assert reporter.reported[0].startswith("ZeroDivisionError")
