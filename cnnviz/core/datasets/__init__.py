@@ -1,0 +1,1 @@
+"""Helpers of :mod:`cnnviz.core.data`; import from there, not from here."""
