@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMenu,
@@ -69,6 +70,8 @@ class MainWindow(QMainWindow):
         self.requested_input = input_shape
         self._import_worker: ImportWorker | None = None
         self._closing = False
+        self.graph = None
+        self.analysis = None
 
         self._build_central()
         self._build_docks()
@@ -270,12 +273,78 @@ class MainWindow(QMainWindow):
     @Slot(float)
     def _on_import_loaded(self, seconds: float) -> None:
         from cnnviz.core.device import describe_device
+        from cnnviz.core.training import configure_main_thread
 
+        # Before any torch work here: the GUI thread must not own an OpenMP team, or a
+        # training thread runs a third slower (benchmarks/training.py measures it).
+        self.status_device.setText(describe_device())
+        configure_main_thread()
         self.core_ready = True
         self.status_busy.hide()
-        self.status_device.setText(describe_device())
         self.statusBar().showMessage(f"PyTorch loaded in {seconds:.1f} s", 5000)
+        self._build_model_views()
+        self.load_model(self.requested_model, "teaching", self.requested_input)
         self.sig_core_ready.emit()
+
+    def _build_model_views(self) -> None:
+        """The panels that need the core (and so torch): built once it has loaded."""
+        from cnnviz.ui.inspector import InspectorPanel
+        from cnnviz.ui.layer_table import LayerTablePanel
+        from cnnviz.ui.model_picker import ModelPickerPanel
+
+        self.picker = ModelPickerPanel()
+        self.picker.populate()
+        self.picker.sig_model_requested.connect(self._on_picker_model_requested)
+        self.models_dock.setWidget(self.picker)
+        self.inspector = InspectorPanel()
+        self.inspector_dock.setWidget(self.inspector)
+        self.layer_table = LayerTablePanel()
+        self.layer_table.sig_selected.connect(self._on_layer_table_selected)
+        self.central.addWidget(self.layer_table)
+
+    def load_model(
+        self, source: str, size: str = "teaching", input_shape: tuple[int, ...] | None = None
+    ) -> bool:
+        """Import ``source`` and show it; a user error is shown and the current model kept.
+
+        Returns:
+            True when the model was loaded.
+        """
+        from cnnviz.core.analysis import analyse, format_count
+        from cnnviz.core.sources import load_source
+        from cnnviz.errors import CnnvizError
+
+        self.statusBar().showMessage(f"Opening {source}…")
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            graph = load_source(source, input_shape=input_shape, size=size)
+            analysis = analyse(graph)
+        except CnnvizError as exc:
+            self.picker.error.setText(str(exc))
+            self.statusBar().showMessage(f"Could not open {source}: {exc}", 10000)
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.graph, self.analysis = graph, analysis
+        self.layer_table.set_model(graph, analysis)
+        self.inspector.set_model(graph, analysis)
+        self.central.setCurrentWidget(self.layer_table)
+        self.picker.select_source(source)
+        self.setWindowTitle(f"cnnviz — {graph.name}")
+        self.statusBar().showMessage(
+            f"{graph.name}: {analysis.total_params:,} parameters, "
+            f"{format_count(analysis.macs, 'MACs')}, input {analysis.input_shape}"
+            + (f", {len(analysis.errors)} problem(s)" if analysis.errors else "")
+        )
+        return True
+
+    @Slot(str, str, object)
+    def _on_picker_model_requested(self, source: str, size: str, input_shape) -> None:
+        self.load_model(source, size, input_shape)
+
+    @Slot(str, bool)
+    def _on_layer_table_selected(self, name: str, is_group: bool) -> None:
+        self.inspector.show_item(name, is_group)
 
     @Slot(str)
     def _on_import_failed(self, message: str) -> None:
@@ -287,11 +356,23 @@ class MainWindow(QMainWindow):
         )
 
     # ----------------------------------------------------------------- files
-    def open_path(self, path: str) -> None:
-        """Open an architecture (.json) or Python (.py) file; remembered in Open Recent."""
-        app_settings.add_recent_file(path)
-        self._rebuild_recent_menu()
-        self.statusBar().showMessage(f"Opened {path}", 5000)
+    def open_path(self, path: str) -> bool:
+        """Open an architecture (.json) or Python (``file.py:NAME``) file; kept in Open Recent."""
+        if not self.core_ready:
+            self.statusBar().showMessage("Still loading PyTorch; try again in a moment", 5000)
+            return False
+        if path.endswith(".py"):
+            name, ok = QInputDialog.getText(
+                self, "Model in a Python file", "Class or factory that builds the model:"
+            )
+            if not ok or not name.strip():
+                return False
+            path = f"{path}:{name.strip()}"
+        loaded = self.load_model(path, "original", None)
+        if loaded:
+            app_settings.add_recent_file(path)
+            self._rebuild_recent_menu()
+        return loaded
 
     @Slot()
     def _on_open_triggered(self) -> None:

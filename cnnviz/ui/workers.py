@@ -18,7 +18,16 @@ class ImportWorker(QThread):
     sig_loaded = Signal(float)
     sig_failed = Signal(str)
 
-    MODULES = ("torch", "torchvision", "cnnviz.core.device")
+    MODULES = (
+        "torch",
+        "torchvision",
+        "cnnviz.core.device",
+        "cnnviz.core.sources",
+        "cnnviz.core.trace",
+        "cnnviz.core.analysis",
+        "cnnviz.core.zoo",
+        "cnnviz.core.training",
+    )
 
     def run(self) -> None:  # noqa: D102 - QThread entry point
         start = time.perf_counter()

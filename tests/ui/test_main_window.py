@@ -58,9 +58,15 @@ def test_geometry_and_dock_layout_are_restored(qtbot):
 
 
 def test_recent_files_are_kept_newest_first(qtbot, tmp_path):
+    from cnnviz.core.sources import load_source
+
     window = _open_window(qtbot)
+    qtbot.waitUntil(lambda: window.core_ready, timeout=60_000)
+    for name in ("a.json", "b.json"):
+        load_source("lenet5", size="teaching").save(tmp_path / name)
     for name in ("a.json", "b.json", "a.json"):
-        window.open_path(str(tmp_path / name))
+        assert window.open_path(str(tmp_path / name))
+    assert not window.open_path(str(tmp_path / "missing.json"))
     assert app_settings.recent_files() == [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
     titles = [a.text() for a in window.recent_menu.actions() if not a.isSeparator()]
     assert titles[:2] == ["a.json", "b.json"]
@@ -118,3 +124,30 @@ def test_exceptions_in_other_threads_reach_the_gui_thread(qtbot):
     finally:
         reporter.uninstall()
     assert reporter.reported[0].startswith("ZeroDivisionError")
+
+
+def test_default_model_is_shown_with_worked_formulas(qtbot):
+    window = _open_window(qtbot)
+    qtbot.waitUntil(lambda: window.analysis is not None, timeout=60_000)
+    assert window.central.currentWidget() is window.layer_table
+    # LeNet-5 at teaching size: C1 is 6 5x5 filters with padding 2 on a 1x28x28 input
+    window.layer_table.select("features.c1")
+    text = window.inspector.toPlainText()
+    assert "(28 - 5 + 2*2)/1) + 1 = 28" in text  # hand calculation: (28-5+4)/1+1 = 28
+    assert "6*(1*5*5 + 1) = 156" in text
+    row = window.layer_table.items["features.c1"]
+    assert (row.text(2), row.text(3)) == ("(6, 28, 28)", "156")
+    window.layer_table.select("classifier")
+    # the classifier group: f6 (120*84 + 84 = 10,164) plus output (84*10 + 10 = 850)
+    assert "11,014" in window.inspector.toPlainText()
+    window.close()
+
+
+def test_a_bad_model_name_is_explained_and_the_current_model_kept(qtbot):
+    window = _open_window(qtbot)
+    qtbot.waitUntil(lambda: window.analysis is not None, timeout=60_000)
+    before = window.analysis
+    assert not window.load_model("resnet5O")
+    assert window.analysis is before
+    assert "resnet50" in window.picker.error.text()
+    window.close()
