@@ -1,0 +1,270 @@
+"""Training throughput in a worker thread against a plain PyTorch loop in the main thread.
+
+Run: ``.venv/bin/python benchmarks/training.py [--accuracy]`` (about 3 minutes, 4 with
+``--accuracy``). The GUI runs :func:`cnnviz.core.training.train` in a ``QThread``; this measures,
+for LeNet-5 (1x28x28, batch 64) and the teaching-size ResNet-18 (3x32x32, batch 128), SGD with
+momentum on shapes:
+
+- ``bare_main``: a bare PyTorch loop (DataLoader, forward, loss, backward, step) in the main
+  thread with torch's default threads: the baseline;
+- ``bare_main_threads``: the same after ``torch.set_num_threads(torch.get_num_threads())``,
+  which ``train()`` does too (torch then also calls ``mkl_set_dynamic(0)``);
+- ``train_main``: ``train()`` in the main thread (the cost of reports, NaN guard, accuracy);
+- ``train_thread``: ``train()`` in a ``threading.Thread`` (a ``QThread`` is a native thread as
+  well) after the main thread has done torch work with the default threads, as a GUI does when
+  it infers shapes or shows a probe; the main thread then idles, blocked on a queue;
+- ``train_thread_fixed``: the same after :func:`configure_main_thread` in the main thread,
+  the fix cnnviz adopts (see ``cnnviz/core/training.py``).
+
+Each variant lives in its own interpreter, because what the main thread did before (which
+OpenMP thread teams exist) is exactly what is measured. The machine is shared and its load
+drifts, so the five processes take turns: each times a slot of a few steps (about a second)
+while the others wait, slot after slot, and every slot's rate is divided by the rate of
+``bare_main`` in the same turn; the figure is the median of those ratios. The last line is one
+JSON object with ``<model>_<variant>_ratio`` keys, ``lenet_worker_ratio`` and
+``resnet18_worker_ratio`` (the adopted fix, ``train_thread_fixed``; goal >= 0.95), and with
+``--accuracy`` ``lenet_val_acc_60s``: the validation accuracy LeNet-5 reaches on shapes in 60 s
+of training with ``train()`` in a worker thread (Adam, cosine schedule; goal >= 0.95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+VARIANTS = ("bare_main", "bare_main_threads", "train_main", "train_thread", "train_thread_fixed")
+MODELS = {
+    # name: (zoo name, data set, batch, warm-up steps, steps per slot, slots, pool size)
+    "lenet": ("lenet5", "shapes", 64, 20, 50, 12, 12_000),
+    "resnet18": ("resnet18", "shapes32", 128, 2, 3, 8, 3_000),
+}
+
+
+def _child(model_key: str, variant: str) -> None:
+    """Serve one variant: set up, warm up, then time one slot per ``go`` line on stdin."""
+    import queue
+
+    import torch
+    from torch import nn
+
+    from cnnviz.core import zoo
+    from cnnviz.core.data import load_dataset
+    from cnnviz.core.training import TrainConfig, configure_main_thread, train
+
+    if variant == "train_thread_fixed":
+        configure_main_thread()  # first, as the GUI does at start-up
+    if variant == "bare_main_threads":
+        # What train() does through configure_worker_thread(): setting the count explicitly
+        # also turns MKL's dynamic thread adjustment off.
+        torch.set_num_threads(torch.get_num_threads())
+    name, dataset, batch, warm, steps, _slots, pool = MODELS[model_key]
+    data = load_dataset(dataset, train_size=pool, val_fraction=0.02, seed=0)
+    torch.manual_seed(0)
+    model, _ = zoo.build(name)
+    # What a GUI thread does before training: a forward and backward pass on a batch (shape
+    # inference, a probe). With default threads this creates the main thread's OpenMP team.
+    images, labels = data.train.batch(list(range(batch)))
+    nn.functional.cross_entropy(model(images), labels).backward()
+    model.zero_grad(set_to_none=True)
+
+    if variant.startswith("bare_main"):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        loader = data.loader("train", batch, seed=0, drop_last=True)
+
+        def batches():
+            while True:
+                yield from loader
+
+        feed = batches()
+
+        def run_steps(count: int) -> None:
+            for _ in range(count):
+                images, labels = next(feed)
+                loss = nn.functional.cross_entropy(model(images), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+    else:
+        config = TrainConfig(
+            optimizer="sgd",
+            lr=0.01,
+            momentum=0.9,
+            batch_size=batch,
+            epochs=1000,
+            device="cpu",
+            report_every_n_steps=1,
+            seed=0,
+        )
+        reports = None  # created in the thread that consumes it
+
+        def run_steps(count: int) -> None:
+            nonlocal reports
+            if reports is None:
+                reports = train(model, data, config)
+            done = 0
+            while done < count:  # an epoch report (a small validation) may come in between
+                done += next(reports).kind == "step"
+
+    def slot() -> float:
+        start = time.perf_counter()
+        run_steps(steps)
+        return steps * batch / (time.perf_counter() - start)
+
+    def serve(ask, answer) -> None:
+        run_steps(warm)
+        answer("ready")
+        while ask() == "go":
+            answer(f"{slot():.3f}")
+
+    def ask_stdin() -> str:
+        return sys.stdin.readline().strip()
+
+    def answer_stdout(text: str) -> None:
+        print(text, flush=True)
+
+    if variant in ("bare_main", "bare_main_threads", "train_main"):
+        serve(ask_stdin, answer_stdout)
+        return
+    # The main thread only relays, blocked on a pipe or a queue, as a GUI's event loop idles.
+    asks: queue.Queue[str] = queue.Queue()
+    answers: queue.Queue[str] = queue.Queue()
+    worker = threading.Thread(target=serve, args=(asks.get, answers.put))
+    worker.start()
+    answer_stdout(answers.get())
+    while True:
+        line = ask_stdin()
+        asks.put(line)
+        if line != "go":
+            break
+        answer_stdout(answers.get())
+    worker.join()
+
+
+def _interleaved(model_key: str, env: dict[str, str]) -> dict[str, list[float]]:
+    """Images/s per variant and slot, the variants taking turns slot by slot."""
+    children = {
+        variant: subprocess.Popen(
+            [sys.executable, __file__, "--child", model_key, variant],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for variant in VARIANTS
+    }
+    try:
+        for variant, child in children.items():
+            line = child.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"{variant} did not start: {line!r}")
+        rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        for _ in range(MODELS[model_key][5]):
+            for variant, child in children.items():
+                child.stdin.write("go\n")
+                child.stdin.flush()
+                rates[variant].append(float(child.stdout.readline()))
+        return rates
+    finally:
+        for child in children.values():
+            with contextlib.suppress(OSError):
+                child.stdin.write("quit\n")
+                child.stdin.close()
+            child.wait(timeout=60)
+
+
+def _accuracy_60s(seconds: float, rate: float) -> tuple[float, int, float]:
+    """Validation accuracy of LeNet-5 on shapes after ``seconds`` of ``train()`` in a thread."""
+    import torch
+
+    from cnnviz.core import zoo
+    from cnnviz.core.data import load_dataset
+    from cnnviz.core.training import TrainConfig, TrainControl, configure_main_thread, train
+
+    configure_main_thread()
+    data = load_dataset("shapes", train_size=22_000, val_fraction=2_000 / 22_000, seed=0)
+    torch.manual_seed(0)
+    model, _ = zoo.build("lenet5")
+    steps_per_epoch = len(data.train) // 64
+    # Size the run so that the cosine schedule ends inside the budget (validation included),
+    # from the throughput measured above; a timer stops it in any case.
+    epochs = max(1, int(seconds * 0.85 * rate / 64 / (steps_per_epoch + 20)))
+    config = TrainConfig(
+        optimizer="adam",
+        lr=2e-3,
+        schedule="cosine",
+        batch_size=64,
+        epochs=epochs,
+        device="cpu",
+        report_every_n_steps=1000,
+        seed=0,
+    )
+    control = TrainControl()
+    reports = []
+    timer = threading.Timer(seconds, control.stop)
+    worker = threading.Thread(target=lambda: reports.extend(train(model, data, config, control)))
+    start = time.perf_counter()
+    timer.start()
+    worker.start()
+    worker.join()
+    timer.cancel()
+    took = time.perf_counter() - start
+    accuracy = [r.val_accuracy for r in reports if r.val_accuracy is not None]
+    return (accuracy[-1] if accuracy else math.nan), epochs, took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="lenet,resnet18")
+    parser.add_argument("--accuracy", action="store_true", help="also LeNet-5 accuracy in 60 s")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--child", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result: dict[str, float | int] = {"cpu_count": os.cpu_count() or 0}
+    fixed_rate = 4000.0
+    for model_key in args.models.split(","):
+        rates = _interleaved(model_key, env)
+        base = rates["bare_main"]
+        print(f"{model_key}: images/s per slot, the variants taking turns")
+        for variant in VARIANTS:
+            values = rates[variant]
+            ratios = [v / b for v, b in zip(values, base, strict=True)]
+            ratio = statistics.median(ratios)
+            print(
+                f"  {variant:19s} median {statistics.median(values):8.0f} img/s  "
+                f"ratio to bare_main {ratio:.3f} (slots "
+                + " ".join(f"{r:.2f}" for r in ratios)
+                + ")"
+            )
+            result[f"{model_key}_{variant}_images_per_s"] = round(statistics.median(values), 1)
+            if variant != "bare_main":
+                result[f"{model_key}_{variant}_ratio"] = round(ratio, 3)
+        result[f"{model_key}_worker_ratio"] = result[f"{model_key}_train_thread_fixed_ratio"]
+        if model_key == "lenet":
+            fixed_rate = statistics.median(rates["train_thread_fixed"])
+
+    if args.accuracy:
+        accuracy, epochs, took = _accuracy_60s(args.seconds, fixed_rate)
+        print(f"LeNet-5 on shapes: val accuracy {accuracy:.4f} after {epochs} epochs, {took:.1f} s")
+        result["lenet_val_acc_60s"] = round(accuracy, 4)
+        result["lenet_epochs_60s"] = epochs
+        result["lenet_train_s"] = round(took, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
