@@ -11,9 +11,9 @@ object:
 * ``analyse_s``: ``analyse(graph)``: shapes, counts, receptive fields and formulas of every node;
 * ``total_s``: ``trace_s + analyse_s``.
 
-Goal (issue "The architecture core"): ``analyse_s`` at most 0.2 s, the figure an edit costs
-in the app (an edit re-analyses the graph, it does not re-trace the model). Import is a one-off
-per model; its figure is reported against torch.fx's own trace time.
+Goal (issue "The architecture core"): import and analyse, ``total_s``, at most 0.2 s after the
+imports. ``analyse_s`` alone is what an edit costs in the app (an edit re-analyses the graph,
+it does not re-trace the model).
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def main() -> None:
         "analyse_s": round(med(an), 4),
         "total_s": round(med(tr) + med(an), 4),
         "goal_s": 0.2,
-        "goal_covers": "analyse_s",
-        "goal_met": med(an) <= 0.2,
+        "goal_covers": "total_s",
+        "goal_met": med(tr) + med(an) <= 0.2,
     }
     print(
         f"densenet201: {nodes} nodes; trace {figures['trace_s']:.3f} s (torch.fx alone "
