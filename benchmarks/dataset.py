@@ -26,26 +26,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from cnnviz.core import zoo
 from cnnviz.core.data import load_dataset
 from cnnviz.core.datasets.shapes import render_shapes
 
 
 def lenet() -> nn.Module:
-    """LeNet-5 for 28x28 input (padding 2 on C1), as in the zoo."""
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, 120),
-        nn.ReLU(),
-        nn.Linear(120, 84),
-        nn.ReLU(),
-        nn.Linear(84, 10),
-    )
+    """The app's own LeNet-5 (zoo, teaching size: 1x28x28, padding 2 on C1)."""
+    return zoo.build("lenet5", size="teaching")[0]
 
 
 def mlp() -> nn.Module:

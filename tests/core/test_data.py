@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from cnnviz.core import zoo
 from cnnviz.core.data import (
     SHAPE_CLASSES,
     Augmentation,
@@ -506,20 +507,8 @@ def test_folder_without_class_folders(tmp_path: Path):
 
 
 def _lenet() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, 120),
-        nn.ReLU(),
-        nn.Linear(120, 84),
-        nn.ReLU(),
-        nn.Linear(84, 10),
-    )
+    """The app's own LeNet-5 (zoo, teaching size: 1x28x28, padding 2 on C1)."""
+    return zoo.build("lenet5", size="teaching")[0]
 
 
 def _mlp() -> nn.Module:
