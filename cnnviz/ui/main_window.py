@@ -59,6 +59,10 @@ class MainWindow(QMainWindow):
 
     sig_first_paint = Signal()
     sig_core_ready = Signal()
+    # A model was opened (or changed): (ArchGraph, Analysis). Panels follow it via this signal.
+    sig_model_loaded = Signal(object, object)
+    # The selected layer or group changed: (name, is_group); "" when nothing is selected.
+    sig_selection_changed = Signal(str, bool)
 
     def __init__(self, model: str = "lenet5", input_shape: tuple[int, ...] | None = None):
         super().__init__()
@@ -72,6 +76,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self.graph = None
         self.analysis = None
+        self._selection: tuple[str, bool] = ("", False)
 
         self._build_central()
         self._build_docks()
@@ -300,6 +305,7 @@ class MainWindow(QMainWindow):
         self.inspector_dock.setWidget(self.inspector)
         self.layer_table = LayerTablePanel()
         self.layer_table.sig_selected.connect(self._on_layer_table_selected)
+        self.sig_selection_changed.connect(self._on_selection_changed)
         self.central.addWidget(self.layer_table)
 
     def load_model(
@@ -336,7 +342,16 @@ class MainWindow(QMainWindow):
             f"{format_count(analysis.macs, 'MACs')}, input {analysis.input_shape}"
             + (f", {len(analysis.errors)} problem(s)" if analysis.errors else "")
         )
+        self._selection = ("", False)
+        self.sig_model_loaded.emit(graph, analysis)
         return True
+
+    def select_item(self, name: str, is_group: bool = False) -> None:
+        """Make ``name`` the selection everywhere, announced by ``sig_selection_changed``."""
+        if (name, is_group) == self._selection:
+            return
+        self._selection = (name, is_group)
+        self.sig_selection_changed.emit(name, is_group)
 
     @Slot(str, str, object)
     def _on_picker_model_requested(self, source: str, size: str, input_shape) -> None:
@@ -344,7 +359,14 @@ class MainWindow(QMainWindow):
 
     @Slot(str, bool)
     def _on_layer_table_selected(self, name: str, is_group: bool) -> None:
-        self.inspector.show_item(name, is_group)
+        self.select_item(name, is_group)
+
+    @Slot(str, bool)
+    def _on_selection_changed(self, name: str, is_group: bool) -> None:
+        if name:
+            self.inspector.show_item(name, is_group)
+        else:
+            self.inspector.show_model()
 
     @Slot(str)
     def _on_import_failed(self, message: str) -> None:
