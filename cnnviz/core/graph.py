@@ -345,6 +345,25 @@ class ArchGraph:
                 issues.append(Issue("", f"output {o!r} names no node"))
         return issues
 
+    def set_nodes(self, nodes: Iterable[Node], outputs: Iterable[str] | None = None) -> None:
+        """Replace every node at once, in the given order (undo and redo restore states so).
+
+        Args:
+            nodes: The new nodes; their names must be unique.
+            outputs: New output names; unchanged when None.
+
+        Raises:
+            ValueError: Two nodes share a name.
+        """
+        new: dict[str, Node] = {}
+        for n in nodes:
+            if n.name in new:
+                raise ValueError(f"a node named {n.name!r} appears twice")
+            new[n.name] = n
+        self._nodes = new
+        if outputs is not None:
+            self.outputs = list(outputs)
+
     # ----------------------------------------------------------- copy and equality
     def copy(self) -> ArchGraph:
         """A deep copy of structure and parameters; kept modules are shared, not copied."""

@@ -204,6 +204,8 @@ EXPECTED_ORIGINAL_PARAMS: dict[str, int] = {
     "resnet20": _cifar_resnet(3),
     "resnet32": _cifar_resnet(5),
     "resnet56": _cifar_resnet(9),
+    "plain20": _cifar_resnet(3),
+    "plain56": _cifar_resnet(9),
     "preact_resnet18": _preact_resnet18(),
     "wrn16_4": _wrn(16, 4),
     "wrn28_10": _wrn(28, 10),
