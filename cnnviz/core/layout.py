@@ -269,6 +269,7 @@ def find_repeats(graph: ArchGraph) -> list[tuple[str, ...]]:
             members.setdefault(g, []).append(node.name)
             g = _parent(g)
     nodes = graph.nodes
+    param_sig: dict[str, str] = {}
     sigs: dict[str, Any] = {}
     external: dict[str, set[str]] = {}
     for g, names in members.items():
@@ -287,7 +288,9 @@ def find_repeats(graph: ArchGraph) -> list[tuple[str, ...]]:
                 else:
                     refs.append(k)
             rel = node.group[prefix_len:] if node.group != g else ""
-            params = json.dumps(node.params, sort_keys=True, default=repr)
+            params = param_sig.get(n)
+            if params is None:
+                params = param_sig[n] = json.dumps(node.params, sort_keys=True, default=repr)
             sig.append((node.kind, params, rel, tuple(refs)))
         sigs[g] = tuple(sig)
         external[g] = ext
@@ -699,26 +702,26 @@ def _layout_level(
             lanes.setdefault((u, uk), []).append(layer[v])
     lane_x: dict[tuple[int, Any], float] = {}
     used: list[list[float]] = [[] for _ in range(nl)]
+    # the rightmost of a row's items and lanes (DenseNet: dozens of lanes over dozens of rows)
+    rightmost = list(right)
     spans = sorted(lanes, key=lambda k: (max(lanes[k]) - end[k[0]], end[k[0]], x[k[0]]))
+    m = p.lane_gap
     for src in spans:
         u, uk = src
         lo, hi = end[u] + 1, max(lanes[src])
         sx = x[u] + out_off(u, uk)
-        m = p.lane_gap
         free = all(
             all(not (x[v] - m < sx < x[v] + width[v] + m) for v in occupied[li])
             and all(abs(sx - q) >= m for q in used[li])
             for li in range(lo, hi)
         )
-        if free:
-            lx = sx
-        else:
-            lx = max(max(right[li], max(used[li], default=right[li])) for li in range(lo, hi))
-            lx += m
+        lx = sx if free else max(rightmost[lo:hi]) + m
         for li in range(lo, hi):
             used[li].append(lx)
+            if lx > rightmost[li]:
+                rightmost[li] = lx
         lane_x[src] = lx
-    extent = max([x[v] + width[v] for v in range(n)] + [q for u in used for q in u] + [pad])
+    extent = max([x[v] + width[v] for v in range(n)] + rightmost + [pad])
 
     # polylines, then spread the entries into a node with several inputs along its top
     def src_points(u: int, uk: Any) -> list[tuple[float, float]]:
@@ -798,6 +801,8 @@ def layout(
     *,
     analysis: Analysis | None = None,
     repeat_collapse: bool = False,
+    unrolled: Iterable[str] = frozenset(),
+    runs: Iterable[tuple[str, ...]] | None = None,
     layer_gap: float = 28.0,
     node_gap: float = 20.0,
     lane_gap: float = 10.0,
@@ -815,6 +820,9 @@ def layout(
             written on edges; shapes are None without it.
         repeat_collapse: Draw each run found by :func:`find_repeats` (whose parent is open) as
             one block marked "xN"; :attr:`Layout.repeats` says which groups each one stands for.
+        unrolled: First groups of runs that stay apart although ``repeat_collapse`` is set (the
+            user opened that "xN" block); each of its groups is then drawn as ``collapsed`` says.
+        runs: The result of :func:`find_repeats` for ``graph`` when the caller has it already.
         layer_gap: Vertical space between layers, and the top and bottom padding of a frame.
         node_gap: Horizontal space between items of one layer.
         lane_gap: Horizontal space between edge lanes, and between a lane and a box.
@@ -836,7 +844,10 @@ def layout(
         if g in group_set:
             block_of_group[g] = g
     if repeat_collapse:
-        for run in find_repeats(graph):
+        unrolled = set(unrolled)
+        for run in find_repeats(graph) if runs is None else runs:
+            if run[0] in unrolled:
+                continue
             for g in run:
                 block_of_group[g] = run[0]
             repeats[run[0]] = run
@@ -912,12 +923,17 @@ def layout(
     # visible edges, merged; then their pieces in each level they pass
     vis: dict[tuple[str, str], list[Any]] = {}
     shape_text: dict[str, str | None] = {}
-    if analysis is not None:
+    results = analysis.nodes if analysis is not None else {}
+    if results:
         from cnnviz.core.ops import shape_str
 
-        for name, na in analysis.nodes.items():
-            if na.output_shape is not None:
-                shape_text[name] = shape_str(na.output_shape)
+    def shape_of(name: str) -> str | None:
+        text = shape_text.get(name, "")
+        if text == "":
+            na = results.get(name)
+            shape = na.output_shape if na is not None else None
+            text = shape_text[name] = shape_str(shape) if shape is not None else None
+        return text
 
     for node in nodes.values():
         b = leaf_of[node.name]
@@ -927,10 +943,10 @@ def layout(
                 continue
             rec = vis.get((a, b))
             if rec is None:
-                vis[(a, b)] = [1, {shape_text.get(u)}]
+                vis[(a, b)] = [1, {shape_of(u)}]
             else:
                 rec[0] += 1
-                rec[1].add(shape_text.get(u))
+                rec[1].add(shape_of(u))
 
     def kid_key(lv: _Level, is_box: bool, name: str) -> tuple[str, int]:
         return ("k", lv.kid_index[(is_box, name)])
@@ -1045,11 +1061,16 @@ def layout(
     items = tuple(items_by_id[lid] for lid in leaves)
 
     edge_out: list[EdgePath] = []
+    placed: dict[tuple[str, Any], list[tuple[float, float]]] = {}  # pieces are shared
     for (a, b), (count, shapes) in vis.items():
         pts: list[tuple[float, float]] = []
         for lv, e in pieces[(a, b)]:
-            ox, oy = origin[lv.path]
-            pts += [(px + ox, py + oy) for px, py in lv.paths[e]]
+            key = (lv.path, e)
+            piece = placed.get(key)
+            if piece is None:
+                ox, oy = origin[lv.path]
+                piece = placed[key] = [(px + ox, py + oy) for px, py in lv.paths[e]]
+            pts += piece
         shape = next(iter(shapes)) if len(shapes) == 1 else None
         edge_out.append(EdgePath(a, b, tuple(_clean(pts)), count, shape))
 

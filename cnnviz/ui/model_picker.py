@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -18,6 +21,28 @@ from PySide6.QtWidgets import (
 
 SOURCE_ROLE = Qt.ItemDataRole.UserRole
 FILE_FILTER = "Architectures and models (*.json *.py);;Architecture files (*.json);;Python (*.py)"
+
+
+def python_candidates(path: str) -> list[str]:
+    """Classes and functions in a Python file that may build a model, likeliest first.
+
+    The file is parsed, never run: ``nn.Module`` subclasses come first, then other classes,
+    then top-level functions (factories). An unreadable file gives an empty list.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+    modules, classes, functions = [], [], []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            bases = [ast.unparse(b) for b in node.bases]
+            (modules if any(b.endswith("Module") for b in bases) else classes).append(node.name)
+        elif isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            functions.append(node.name)
+    return modules + classes + functions
 
 
 def parse_input_size(text: str) -> tuple[int, int, int] | None:
@@ -184,5 +209,19 @@ class ModelPickerPanel(QWidget):
     @Slot()
     def _on_file_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a model", "", FILE_FILTER)
-        if path:
-            self._request(path)
+        if not path:
+            return
+        if path.endswith(".py"):
+            names = python_candidates(path)
+            name, ok = QInputDialog.getItem(
+                self,
+                "Model in a Python file",
+                "Class or factory that builds the model:",
+                names,
+                0,
+                True,
+            )
+            if not ok or not name.strip():
+                return
+            path = f"{path}:{name.strip()}"
+        self._request(path)
