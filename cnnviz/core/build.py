@@ -8,6 +8,7 @@ directly. ``forward`` runs the nodes in topological order.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -49,6 +50,10 @@ class GraphModel(nn.Module):
         self.output_names: list[str] = list(graph.outputs) or [graph.topological_order()[-1]]
         self._steps: list[tuple[str, str, Any, list[str]]] = []
         self._callables: dict[str, Any] = {}
+        # Probes: outputs of these nodes are kept in ``captured`` by every forward. Empty by
+        # default, so training pays one falsy check per node and keeps no extra tensors.
+        self.capture_names: frozenset[str] = frozenset()
+        self.captured: dict[str, Any] = {}
         built: dict[str, nn.Module] = {}
         for name in graph.topological_order():
             node = graph[name]
@@ -121,12 +126,49 @@ class GraphModel(nn.Module):
         container.add_module(leaf, module)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
-        """Run the graph; one output is returned as it is, several as a tuple."""
+        """Run the graph; one output is returned as it is, several as a tuple.
+
+        The outputs of the nodes named in ``capture_names`` are kept in ``captured``.
+        """
+        env = self._run(inputs, self.capture_names, stop_early=False)
+        if len(self.output_names) == 1:
+            return env[self.output_names[0]]
+        return tuple(env[o] for o in self.output_names)
+
+    def run_until(self, *inputs: torch.Tensor, names: Iterable[str]) -> dict[str, Any]:
+        """Run the graph only as far as needed for the outputs of ``names``.
+
+        A probe of an early layer then costs a fraction of a forward pass.
+
+        Args:
+            inputs: The model inputs, as for ``forward``.
+            names: Node names whose outputs are wanted (inputs included).
+
+        Returns:
+            ``{name: output}`` for every name.
+
+        Raises:
+            KeyError: A name is not a node of this model.
+        """
+        wanted = frozenset(names)
+        known = set(self.input_names) | {step[0] for step in self._steps}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise KeyError(f"{self.graph_name} has no node {unknown[0]!r}")
+        env = self._run(inputs, wanted, stop_early=True)
+        return {name: env[name] for name in wanted}
+
+    def _run(
+        self, inputs: tuple[torch.Tensor, ...], wanted: frozenset[str], stop_early: bool
+    ) -> dict[str, Any]:
         if len(inputs) != len(self.input_names):
             raise TypeError(
                 f"{self.graph_name} takes {len(self.input_names)} input(s), got {len(inputs)}"
             )
         env: dict[str, Any] = dict(zip(self.input_names, inputs, strict=True))
+        left = set(wanted) - env.keys() if stop_early else set()
+        if stop_early and not left:
+            return env
         for name, how, target, ins in self._steps:
             if how == "call":
                 env[name] = target(*[env[i] for i in ins])
@@ -134,9 +176,13 @@ class GraphModel(nn.Module):
                 env[name] = getattr(target[0], target[1])
             else:
                 env[name] = self._callables[target](*[env[i] for i in ins])
-        if len(self.output_names) == 1:
-            return env[self.output_names[0]]
-        return tuple(env[o] for o in self.output_names)
+            if stop_early and name in left:
+                left.discard(name)
+                if not left:
+                    break
+        if wanted and not stop_early:
+            self.captured = {name: env[name] for name in wanted if name in env}
+        return env
 
 
 def build_module(graph: ArchGraph) -> GraphModel:
