@@ -58,10 +58,14 @@ __all__ = [
     "DatasetError",
     "ImageFolderDataset",
     "InMemoryImageDataset",
+    "MissingDatasetError",
+    "NATIVE_INPUT_SHAPES",
     "SHAPE_CLASSES",
     "ShapesDetection",
     "ShapesSegmentation",
     "load_dataset",
+    "load_dataset_for_model",
+    "model_data_mismatch",
     "shapes_detection",
     "shapes_segmentation",
     "verify_image_folder",
@@ -70,6 +74,18 @@ __all__ = [
 
 class DatasetError(CnnvizError):
     """A data set cannot be loaded: missing or unreadable files, or bad parameters."""
+
+
+class MissingDatasetError(DatasetError):
+    """The files of MNIST, FashionMNIST or CIFAR-10 are not there; the message lists them.
+
+    Attributes:
+        missing: The files expected (for MNIST-like sets, the idx file names without ``.gz``).
+    """
+
+    def __init__(self, message: str, missing: Sequence[Path] = ()) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
 
 
 DATASET_NAMES: tuple[str, ...] = (
@@ -503,12 +519,15 @@ def shapes_detection(
 # --------------------------------------------------------------------------- loading
 
 
-def _missing_files_error(name: str, root: Path, missing: Sequence[Path], hint: str) -> DatasetError:
-    listed = "\n".join(f"  {p}" for p in missing)
-    return DatasetError(
+def _missing_files_error(
+    name: str, root: Path, missing: Sequence[Path], hint: str, suffix: str = ""
+) -> MissingDatasetError:
+    listed = "\n".join(f"  {p}{suffix}" for p in missing)
+    return MissingDatasetError(
         f"{name} files not found under {root}. Put these files there:\n{listed}\n{hint}"
-        "Or load it with download=True (the Download button in the app) to fetch them "
-        "when this computer is online."
+        "Or load it with download=True (the Download button in the app, --download on the "
+        "command line) to fetch them when this computer is online.",
+        missing,
     )
 
 
@@ -538,8 +557,9 @@ def _load_mnist_like(name: str, root: Path, download: bool) -> tuple[torch.Tenso
             raise _missing_files_error(
                 cls.__name__,
                 root,
-                [Path(str(p) + "(.gz)") for p in missing],
+                missing,
                 "(the four idx files, as they come or gzip-compressed with .gz added).\n",
+                suffix="(.gz)",
             )
     out = []
     for train in (True, False):
@@ -1043,3 +1063,148 @@ def _load_folder(
         mean=tuple(mean),
         std=tuple(std),
     )
+
+
+# --------------------------------------------------------------------------- fitting a model
+
+NATIVE_INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
+    "shapes28": (1, 28, 28),
+    "shapes32": (3, 32, 32),
+    "mnist": (1, 28, 28),
+    "fashion-mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+}
+"""``(C, H, W)`` of the named data sets as they come."""
+
+# Shapes drawn at a large model's input size (224x224) would take gigabytes and minutes at
+# 12,000 images; the pool gets the pixels of 12,000 colour 32x32 images (drawing time goes with
+# the pixels), and at least 1,000 images (150 MB at 3x224x224).
+_SHAPES_POOL_BYTES = DEFAULT_SHAPES_SIZE * 3 * 32 * 32
+
+_TITLES = {
+    "shapes28": "shapes",
+    "shapes32": "shapes",
+    "mnist": "MNIST",
+    "fashion-mnist": "FashionMNIST",
+    "cifar10": "CIFAR-10",
+}
+
+
+def _canonical(name: str) -> str:
+    key = str(name).strip().lower().replace("_", "-")
+    return {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "shapes": "shapes28"}.get(
+        key, key
+    )
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "x".join(str(int(s)) for s in shape)
+
+
+def load_dataset_for_model(
+    name: str | os.PathLike[str],
+    input_shape: Sequence[int] | None,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    fit: bool = False,
+    train_size: int | None = None,
+    seed: int = 0,
+    augment: bool = False,
+    download: bool = False,
+) -> DatasetBundle:
+    """Load a data set in the image shape a model takes, or say clearly why it does not fit.
+
+    The shape is checked before any file is read, so a mismatch is reported at once.
+
+    Args:
+        name: As for :func:`load_dataset`. ``shapes`` is drawn at the model's input: the grey
+            28x28 set for ``1x28x28``, the colour 32x32 set for ``3x32x32``, and any other
+            square input with 1 or 3 channels generated at that size.
+        input_shape: The model's ``(C, H, W)``, or None to load the data set as it comes.
+        root: Folder of the MNIST, FashionMNIST or CIFAR-10 files.
+        fit: Resize MNIST, FashionMNIST or CIFAR-10 images (and convert grey and colour) to
+            ``input_shape`` instead of refusing a mismatch. Image folders are always loaded at
+            the model's size.
+        train_size: Images in the pool split into training and validation (default: all, and
+            12,000 shapes, fewer for large inputs).
+        seed: Seeds the shapes generator, the choice of images and the split.
+        augment: Random crops and flips on the training split.
+        download: Fetch missing MNIST, FashionMNIST or CIFAR-10 files.
+
+    Raises:
+        DatasetError: The shapes do not fit (the message names both), or the data set cannot be
+            loaded (:class:`MissingDatasetError` when files are missing).
+    """
+    key = _canonical(str(name))
+    kwargs: dict[str, Any] = {"train_size": train_size, "seed": seed, "augment": augment}
+    if input_shape is None:
+        return load_dataset(name, root, download=download, **kwargs)
+    shape = tuple(int(s) for s in input_shape)
+    square = len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2]
+    if key in ("shapes28", "shapes32"):
+        if shape in ((1, 28, 28), (3, 32, 32)):
+            key = "shapes28" if shape[0] == 1 else "shapes32"
+            return load_dataset(key, **kwargs)
+        if not square:
+            raise DatasetError(
+                f"the shapes data set draws square images with 1 or 3 channels; the model "
+                f"takes {_shape_text(shape)}: give it an input such as 1x28x28 or 3x32x32"
+            )
+        if train_size is None:
+            per_image = shape[0] * shape[1] * shape[2]
+            kwargs["train_size"] = int(
+                min(DEFAULT_SHAPES_SIZE, max(1_000, _SHAPES_POOL_BYTES // per_image))
+            )
+        return load_dataset("shapes28", image_size=shape[1], channels=shape[0], **kwargs)
+    if key in NATIVE_INPUT_SHAPES:
+        native = NATIVE_INPUT_SHAPES[key]
+        if native == shape:
+            return load_dataset(key, root, download=download, **kwargs)
+        if not square:
+            raise DatasetError(
+                f"{_TITLES[key]} images are {_shape_text(native)}, the model takes "
+                f"{_shape_text(shape)}; images can only be fitted to a square input with 1 or "
+                "3 channels"
+            )
+        if not fit:
+            raise DatasetError(
+                f"{_TITLES[key]} images are {_shape_text(native)}, but the model takes "
+                f"{_shape_text(shape)}. Choose a model made for {_shape_text(native)} images "
+                "(or the shapes data set, drawn at any size), or fit the images to the model "
+                "(resize and convert grey/colour: 'Fit images to the model' in the app, "
+                "--fit-input on the command line)."
+            )
+        return load_dataset(
+            key, root, image_size=shape[1], channels=shape[0], download=download, **kwargs
+        )
+    if not square:
+        raise DatasetError(
+            f"an image folder is loaded as square images with 1 or 3 channels; the model "
+            f"takes {_shape_text(shape)}"
+        )
+    return load_dataset(name, image_size=shape[1], channels=shape[0], **kwargs)
+
+
+def model_data_mismatch(output_shape: Any, bundle: DatasetBundle) -> str | None:
+    """Why a model with ``output_shape`` (one sample, from the analysis) cannot learn
+    ``bundle``'s classes, or None when it can (or the shape is unknown).
+
+    A model needs one score per class: an output of ``(K,)`` with ``K >= num_classes``.
+    """
+    if output_shape is None:
+        return None
+    try:
+        dims = tuple(int(s) for s in output_shape)
+    except (TypeError, ValueError):
+        return None  # several outputs (GoogLeNet's auxiliary heads): the trainer takes the first
+    if len(dims) != 1:
+        return (
+            f"the model's output has shape {_shape_text(dims)}, but training for classification "
+            f"needs one score per class (an output of {bundle.num_classes})"
+        )
+    if dims[0] < bundle.num_classes:
+        return (
+            f"the model has {dims[0]} outputs but {bundle.name} has {bundle.num_classes} "
+            f"classes: make its last layer output {bundle.num_classes} scores"
+        )
+    return None

@@ -21,7 +21,10 @@ from cnnviz.core.data import (
     SHAPE_CLASSES,
     Augmentation,
     DatasetError,
+    MissingDatasetError,
     load_dataset,
+    load_dataset_for_model,
+    model_data_mismatch,
     shapes_detection,
     shapes_segmentation,
     verify_image_folder,
@@ -563,3 +566,64 @@ def test_a_cnn_clearly_beats_an_mlp_of_the_same_size_on_shapes():
         torch.set_num_threads(threads)
     assert cnn_acc >= 0.85, (cnn_acc, mlp_acc)
     assert cnn_acc - mlp_acc >= 0.15, (cnn_acc, mlp_acc)
+
+
+# --------------------------------------------------------------------------- fitting a model
+
+
+@pytest.mark.parametrize(("shape", "name"), [((1, 28, 28), "shapes28"), ((3, 32, 32), "shapes32")])
+def test_shapes_for_a_model_picks_the_variant_of_its_input(shape, name):
+    bundle = load_dataset_for_model("shapes", shape, train_size=200)
+    assert bundle.name == name
+    assert bundle.input_shape == shape
+    assert tuple(bundle.train[0][0].shape) == shape
+
+
+def test_shapes_for_another_input_are_drawn_at_that_size_with_a_smaller_pool():
+    bundle = load_dataset_for_model("shapes", (3, 64, 64))
+    assert bundle.input_shape == (3, 64, 64)
+    # 12,000 colour 32x32 images' worth of pixels: 3,000 images of 64x64.
+    assert len(bundle.train) + len(bundle.val) == 12_000 * 32 * 32 // (64 * 64)
+
+
+def test_a_mismatch_is_named_before_any_file_is_read(tmp_path: Path, no_network: None):
+    with pytest.raises(DatasetError) as info:
+        load_dataset_for_model("cifar10", (1, 28, 28), tmp_path)
+    assert not isinstance(info.value, MissingDatasetError)
+    assert "CIFAR-10 images are 3x32x32" in str(info.value)
+    assert "takes 1x28x28" in str(info.value)
+    with pytest.raises(DatasetError, match="square images with 1 or 3 channels"):
+        load_dataset_for_model("shapes", (2, 28, 28))
+
+
+def test_missing_files_are_a_missing_dataset_error_listing_them(tmp_path: Path, no_network: None):
+    with pytest.raises(MissingDatasetError) as info:
+        load_dataset_for_model("mnist", (1, 28, 28), tmp_path)
+    assert tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte" in info.value.missing
+
+
+def test_fit_resizes_and_converts_to_the_model_input(tmp_path: Path, no_network: None):
+    written = _write_mnist(tmp_path / "MNIST" / "raw", False, seed=3)
+    bundle = load_dataset_for_model("mnist", (3, 32, 32), tmp_path, fit=True, train_size=None)
+    assert bundle.input_shape == (3, 32, 32)
+    raw = bundle.test.raw_images([0])[0]  # uint8 (H, W, C) as stored
+    assert raw.shape == (32, 32, 3)
+    # Grey repeated to three channels; the resize is torch's antialiased bilinear one.
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(written["t10k"][0][:1, None]).float(),
+        size=(32, 32),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )[0, 0]
+    assert np.array_equal(raw[..., 0], raw[..., 2])
+    assert np.abs(raw[..., 0].astype(float) - expected.numpy()).max() <= 1.0
+
+
+def test_model_data_mismatch_needs_one_score_per_class():
+    bundle = load_dataset_for_model("shapes", (1, 28, 28), train_size=100)
+    assert model_data_mismatch((10,), bundle) is None
+    assert model_data_mismatch((1000,), bundle) is None
+    assert "5 outputs but shapes28 has 10 classes" in model_data_mismatch((5,), bundle)
+    assert "needs one score per class" in model_data_mismatch((10, 7, 7), bundle)
+    assert model_data_mismatch(None, bundle) is None
