@@ -530,3 +530,17 @@ def test_any_collapse_set_is_valid_and_expanding_is_stable(name, data):
     above1, left1 = _order_facts(after, ignore)
     assert above0 <= above1
     assert left0 == left1
+
+
+def test_an_unrolled_run_shows_its_groups_and_known_runs_are_used():
+    g = zoo("resnet50")
+    runs = find_repeats(g)
+    collapsed = collapse_to_depth(g, 1)
+    merged = layout(g, collapsed, repeat_collapse=True, runs=runs)
+    assert merged.item("layer3.1").repeat == 5
+    opened = layout(g, collapsed, repeat_collapse=True, unrolled={"layer3.1"}, runs=runs)
+    assert_valid(opened)
+    assert {f"layer3.{k}" for k in range(1, 6)} <= {i.id for i in opened.items}
+    assert opened.item("layer2.1").repeat == 3 and "layer3.1" not in opened.repeats
+    # runs handed in are the runs used: none given, none merged
+    assert not layout(g, collapsed, repeat_collapse=True, runs=[]).repeats
