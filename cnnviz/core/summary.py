@@ -28,6 +28,8 @@ from cnnviz.core.ops import RF, MultiShape
 from cnnviz.errors import CnnvizError
 
 FORMATS = ("table", "json", "csv")
+MAX_TABLE_ROWS = 60
+"""``cnnviz summary`` folds nested groups until the table has at most this many layer rows."""
 
 
 def _shape_json(shape: Any) -> Any:
@@ -123,7 +125,10 @@ def _macs_text(n: int) -> str:
     return format_count(n) if n else "-"
 
 
-def _table(graph: ArchGraph, a: Analysis, depth: int | None) -> str:
+def _table_rows(
+    graph: ArchGraph, a: Analysis, depth: int | None
+) -> list[tuple[str, str, str, str, str, str]]:
+    """The layer rows of the table: groups as they open, nodes down to ``depth``."""
     rows: list[tuple[str, str, str, str, str, str]] = []
     shown_groups: set[str] = set()
     collapsed: set[str] = set()
@@ -180,6 +185,11 @@ def _table(graph: ArchGraph, a: Analysis, depth: int | None) -> str:
                 _rf_text(r.rf),
             )
         )
+    return rows
+
+
+def _table(graph: ArchGraph, a: Analysis, depth: int | None) -> str:
+    rows = _table_rows(graph, a, depth)
     header = ("Layer", "Kind", "Output shape", "Params", "MACs", "RF size/jump")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     right = {3, 4}
@@ -318,4 +328,22 @@ def main(
     if fmt not in FORMATS:
         raise CnnvizError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     graph = load_source(source, tuple(input_shape) if input_shape else None)
-    return render(graph, analyse(graph), fmt=fmt, depth=depth)
+    a = analyse(graph)
+    if fmt == "table" and depth is None:
+        depth = auto_depth(graph, a)
+        if depth is not None:
+            text = render(graph, a, fmt=fmt, depth=depth)
+            return text + (
+                f"\nGroups nested deeper than {depth} are folded; --depth N shows more levels."
+            )
+    return render(graph, a, fmt=fmt, depth=depth)
+
+
+def auto_depth(graph: ArchGraph, analysis: Analysis, max_rows: int = MAX_TABLE_ROWS) -> int | None:
+    """The deepest group level whose table keeps at most ``max_rows`` layer rows, or None
+    when the full table fits (a screen, or a slide, rather than 200 lines for ResNet-50)."""
+    levels = max((g.depth for g in analysis.groups.values()), default=0)
+    for depth in range(levels, 0, -1):
+        if len(_table_rows(graph, analysis, depth)) <= max_rows:
+            return None if depth == levels else depth
+    return 1

@@ -6,9 +6,13 @@ and map to their kind with the parameters read from the module; other leaf modul
 (``operator.add``, ``torch.cat``, ``F.relu``, ``x.mean`` ...) map to kinds where the registry has
 one and become opaque function nodes otherwise. The module hierarchy becomes the node groups.
 
-Shapes are measured by running the traced graph once: on the meta device when the model's
-weights live there (build big models under ``with torch.device("meta"):``), otherwise with fake
-tensors, so no real computation happens either way.
+Shapes are measured by running the traced graph once on the meta device (the weights are
+swapped for meta tensors for the run; build big models under ``with torch.device("meta"):``),
+so no real computation happens. Nodes the registry knows take their output shape from its
+shape rule instead of torch (tests check that both agree for the zoo and torchvision); where a
+rule and torch both reject a node, the rule's message names the node, the expected and actual
+shapes and the fix. Models whose code needs real values fall back to fake tensors, then to a
+real batch of one.
 
 A model that fx cannot trace (data-dependent control flow, say) is imported from forward hooks
 on its leaf modules instead; the graph's ``notes`` name the cause.
@@ -18,10 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import operator
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,7 @@ from torch import nn
 
 from cnnviz.core import ops
 from cnnviz.core.graph import ArchGraph, Node
+from cnnviz.core.ops import Shape
 from cnnviz.errors import CnnvizError
 
 
@@ -70,119 +76,243 @@ class _Tracer(fx.Tracer):
 
 
 # --------------------------------------------------------------------- shape measuring
-def _on_meta(module: nn.Module) -> bool:
-    tensors = [*module.parameters(), *module.buffers()]
-    return bool(tensors) and all(t.is_meta for t in tensors)
+def _on_meta(module: nn.Module, mods: _Modules | None = None) -> bool:
+    """True when the module has tensors and all live on the meta device."""
+    found = False
+    # Reading each module's own dicts is several times faster than parameters()/buffers().
+    for m in (mods or _Modules(module)).all():
+        for t in (*m._parameters.values(), *m._buffers.values()):
+            if t is None:
+                continue
+            if not t.is_meta:
+                return False
+            found = True
+    return found
 
 
-_SHAPE_KEEPING_FAMILIES = {"activation", "normalisation", "regularisation"}
+class _Modules:
+    """The submodules of a model by qualified name, with their kind and parameters.
+
+    Looked up once per import and shared by the shape run and the conversion (``get_submodule``
+    and ``params_from_module`` cost microseconds each, and DenseNet-201 has 600 module calls).
+    """
+
+    def __init__(self, root: nn.Module) -> None:
+        self.root = root
+        self._by_name = dict(root.named_modules(remove_duplicate=False))
+        self._info: dict[str, tuple[nn.Module, str | None, dict[str, Any] | None]] = {}
+
+    def all(self) -> Iterable[nn.Module]:
+        """Every submodule (a shared one once per name) and the root."""
+        return self._by_name.values()
+
+    def get(self, target: str) -> nn.Module:
+        """The submodule at ``target``."""
+        sub = self._by_name.get(target)
+        return sub if sub is not None else self.root.get_submodule(target)
+
+    def info(self, target: str) -> tuple[nn.Module, str | None, dict[str, Any] | None]:
+        """(module, registry kind or None, its parameters or None); do not mutate them."""
+        hit = self._info.get(target)
+        if hit is None:
+            sub = self.get(target)
+            kind = ops.kind_for_module(sub)
+            params = ops.params_from_module(kind, sub) if kind is not None else None
+            hit = self._info[target] = (sub, kind, params)
+        return hit
 
 
-def _keeps_shape(module: nn.Module) -> bool:
-    kind = ops.kind_for_module(module)
-    return kind is not None and ops.REGISTRY[kind].family in _SHAPE_KEEPING_FAMILIES
+class _Rejected(Exception):
+    """Torch failed on a node whose registry rule had rejected its input: the model does not
+    fit the input shape, and the rule's message (node, expected, actual, fix) says why."""
+
+    def __init__(self, node: fx.Node, error: ops.ShapeError | ops.ParamError) -> None:
+        super().__init__(str(error))
+        self.where = node.target if node.op == "call_module" else node.name
+        self.error = error
 
 
-def _meta_cat(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
-    """``torch.cat`` of meta tensors of equal rank, without torch's slow decomposition."""
-    tensors = list(tensors)
-    first = tensors[0]
-    if any(x.dim() != first.dim() for x in tensors):  # 1-d empty tensors and the like
-        return torch.cat(tensors, dim)
-    d = dim % first.dim()
-    if any(
-        x.shape[:d] + x.shape[d + 1 :] != first.shape[:d] + first.shape[d + 1 :] for x in tensors
-    ):
-        return torch.cat(tensors, dim)  # let torch raise its own message
-    shape = list(first.shape)
-    shape[d] = sum(x.shape[d] for x in tensors)
-    return torch.empty(shape, device="meta", dtype=first.dtype)
+def _registry_shape(
+    kind: str, params: dict[str, Any] | None, inputs: Sequence[Any], shapes: dict[fx.Node, Shape]
+) -> Shape | ops.ShapeError | ops.ParamError | None:
+    """The output shape (without batch) the registry gives; the rule's error where it rejects
+    the input; None where torch should run the node instead.
+
+    Running a node on meta tensors costs tens of microseconds to milliseconds (batch norm and
+    cat go through Python decompositions); the registry's shape rule gives the same shape in
+    a few. Only plain cases qualify: every input is in ``shapes`` (a float tensor of the run's
+    dtype with a batch of one, computed by the model: a ``get_attr`` tensor has no batch
+    dimension) and there is one output tensor. A node a rule rejects still runs in torch.
+    """
+    spec = ops.REGISTRY.get(kind)
+    if spec is None or params is None or not inputs:
+        return None
+    in_shapes = [shapes.get(i) if isinstance(i, fx.Node) else None for i in inputs]
+    if None in in_shapes:
+        return None
+    try:
+        out = spec.shape(spec.resolve(params), in_shapes)
+    except (ops.ShapeError, ops.ParamError) as e:
+        return e
+    except Exception:
+        return None
+    return None if isinstance(out, ops.MultiShape) else out
 
 
 def _run_graph(
-    module: nn.Module, graph: fx.Graph, inputs: Sequence[torch.Tensor]
+    module: nn.Module,
+    graph: fx.Graph,
+    inputs: Sequence[torch.Tensor],
+    use_registry: bool | None = None,
+    mods: _Modules | None = None,
 ) -> dict[fx.Node, Any]:
-    """Run ``graph`` node by node, keeping every value (tensor or not)."""
+    """Run ``graph`` node by node, keeping every value (tensor or not).
+
+    Args:
+        module: The traced module (owner of the called submodules and attributes).
+        graph: Its fx graph.
+        inputs: One tensor per placeholder (further placeholders take their defaults).
+        use_registry: Take the output shape of nodes the registry knows from its shape rule
+            instead of running them; by default on meta inputs, where only shapes matter.
+            Tests turn it off to check the rules against torch.
+        mods: The module lookup, when the caller has one.
+    """
     env: dict[fx.Node, Any] = {}
     feed = iter(inputs)
-    meta = all(x.is_meta for x in inputs)
+    if use_registry is None:
+        use_registry = all(x.is_meta for x in inputs)
+    mods = mods or _Modules(module)
+    dtype = inputs[0].dtype if inputs else torch.get_default_dtype()
+    # Per-sample shapes of the values the registry may take as inputs (see _registry_shape).
+    shapes: dict[fx.Node, Shape] = {}
 
     def load(a: Any) -> Any:
         return fx.node.map_arg(a, lambda n: env[n])
 
     for node in graph.nodes:
-        if node.op == "placeholder":
+        op = node.op
+        out: Any = None
+        if op == "placeholder":
             try:
                 env[node] = next(feed)
             except StopIteration:
                 env[node] = node.args[0] if node.args else None
-        elif node.op == "get_attr":
+        elif op == "get_attr":
             obj: Any = module
             for part in node.target.split("."):
                 obj = getattr(obj, part)
             env[node] = obj
-        elif node.op == "call_module":
-            sub = module.get_submodule(node.target)
-            args = load(node.args)
-            if meta and _keeps_shape(sub) and len(args) == 1 and not node.kwargs:
-                # Meta batch norm is decomposed in Python (ms per call): for the modules that
-                # cannot change a shape, the input's shape is the answer.
-                env[node] = torch.empty_like(args[0])
-            else:
-                env[node] = sub(*args, **load(node.kwargs))
-        elif node.op == "call_function":
-            args, kwargs = load(node.args), load(node.kwargs)
-            if meta and node.target is torch.cat:
-                # Meta cat goes through Python reference decompositions (about 1 ms a call,
-                # most of DenseNet's import): its shape is the sum along one dimension.
-                env[node] = _meta_cat(*args, **kwargs)
-            else:
-                env[node] = node.target(*args, **kwargs)
-        elif node.op == "call_method":
-            args = load(node.args)
-            env[node] = getattr(args[0], node.target)(*args[1:], **load(node.kwargs))
-        elif node.op == "output":
+            continue
+        elif op == "call_module":
+            sub, kind, params = mods.info(node.target)
+            if use_registry and kind is not None and not node.kwargs:
+                out = _registry_shape(kind, params, node.args, shapes)
+            if out is None or isinstance(out, Exception):
+                env[node] = _run_node(node, out, sub, load)
+                out = None
+        elif op in ("call_function", "call_method"):
+            if use_registry:
+                table = _FUNCTIONS if op == "call_function" else _METHODS
+                handler = table.get(node.target)
+                if handler is not None:
+                    try:
+                        mapped = handler(node.args, node.kwargs, env, None)
+                    except Exception:
+                        mapped = None
+                    if mapped is not None:
+                        out = _registry_shape(mapped[0], mapped[1], mapped[2], shapes)
+            if out is None or isinstance(out, Exception):
+                env[node] = _run_node(node, out, None, load)
+                out = None
+        elif op == "output":
             env[node] = load(node.args[0])
+            continue
+        if out is not None:
+            env[node] = torch.empty((1, *out), device="meta", dtype=dtype)
+            shapes[node] = out
+        elif use_registry:
+            v = env[node]
+            if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == 1 and v.dtype == dtype:
+                shapes[node] = tuple(v.shape[1:])
     return env
 
 
+def _run_node(
+    node: fx.Node, rejected: Exception | None, sub: nn.Module | None, load: Callable
+) -> Any:
+    """Run one call in torch; raise :class:`_Rejected` where torch fails on a node whose
+    registry rule had already rejected the input."""
+    try:
+        args, kwargs = load(node.args), load(node.kwargs)
+        if sub is not None:
+            return sub(*args, **kwargs)
+        if node.op == "call_function":
+            return node.target(*args, **kwargs)
+        return getattr(args[0], node.target)(*args[1:], **kwargs)
+    except Exception as e:
+        if isinstance(rejected, (ops.ShapeError, ops.ParamError)):
+            raise _Rejected(node, rejected) from e
+        raise
+
+
 def _measure(
-    module: nn.Module, graph: fx.Graph, input_shapes: Sequence[tuple[int, ...]]
+    module: nn.Module,
+    graph: fx.Graph,
+    input_shapes: Sequence[tuple[int, ...]],
+    use_registry: bool = True,
+    mods: _Modules | None = None,
 ) -> dict[fx.Node, Any]:
     """All node values for a batch of one, without real computation where possible.
 
     Weights are swapped for meta tensors for the run (fake tensors are ten times slower per
     operation); a model whose code needs real data falls back to fake tensors, then to a real
-    batch of one.
+    batch of one. On meta tensors, nodes the registry knows take their shape from its rules
+    (``use_registry=False`` runs every node in torch, for tests that check those rules).
     """
     dtype = next(
         (t.dtype for t in module.parameters() if t.is_floating_point()), torch.get_default_dtype()
     )
     meta_inputs = [torch.empty(1, *s, device="meta", dtype=dtype) for s in input_shapes]
-    if _on_meta(module):
-        return _run_graph(module, graph, meta_inputs)
+    mods = mods or _Modules(module)
+    if _on_meta(module, mods):
+        return _run_graph(module, graph, meta_inputs, use_registry, mods)
     try:
         from torch.nn.utils.stateless import _reparametrize_module
 
+        # torch.empty on meta is cheap; empty_like goes through a Python reference (~0.2 ms).
         swapped = {
-            k: torch.empty_like(v, device="meta")
+            k: torch.empty(v.shape, device="meta", dtype=v.dtype)
             for k, v in [*module.named_parameters(), *module.named_buffers()]
         }
         with _reparametrize_module(module, swapped):
-            return _run_graph(module, graph, meta_inputs)
+            return _run_graph(module, graph, meta_inputs, use_registry, mods)
+    except _Rejected:
+        raise  # the model does not fit the input: no other run would change that
     except Exception:
         pass
     try:
         from torch._subclasses.fake_tensor import FakeTensorMode
 
-        with FakeTensorMode(allow_non_fake_inputs=True):
+        with FakeTensorMode(allow_non_fake_inputs=True), _quiet("torch._subclasses.fake_tensor"):
             xs = [torch.empty(1, *s, dtype=dtype) for s in input_shapes]
-            return _run_graph(module, graph, xs)
+            return _run_graph(module, graph, xs, False, mods)
     except Exception:
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
         with torch.no_grad():
             xs = [torch.zeros(1, *s, device=device, dtype=dtype) for s in input_shapes]
-            return _run_graph(module, graph, xs)
+            return _run_graph(module, graph, xs, False, mods)
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Any:
+    """Silence a torch logger that prints tracebacks of failures we handle ourselves."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 # ------------------------------------------------------------------ function mapping
@@ -334,9 +464,17 @@ def _chunk(args: tuple, kwargs: dict, env: dict, out: Any):
 
 
 def _getitem(args: tuple, kwargs: dict, env: dict, out: Any):
+    """One output of a tuple (``getitem``), or basic slicing of a tensor (``slice``)."""
     x, i = args
-    if isinstance(x, fx.Node) and isinstance(env.get(x), (tuple, list)) and isinstance(i, int):
+    if not isinstance(x, fx.Node):
+        return None
+    xv = env.get(x)
+    if isinstance(xv, (tuple, list)) and isinstance(i, int):
         return "getitem", {"index": i}, [x]
+    if isinstance(xv, torch.Tensor) and xv.dim() >= 1:
+        text = ops.slice_index(_value(i, env), xv.dim() - 1)
+        if text is not None:
+            return "slice", {"index": text}, [x]
     return None
 
 
@@ -382,16 +520,18 @@ def _interpolate(args: tuple, kwargs: dict, env: dict, out: Any):
 
 def _pad(args: tuple, kwargs: dict, env: dict, out: Any):
     b = _bind(("input", "pad", "mode", "value"), {"mode": "constant", "value": None}, args, kwargs)
-    pad = _value(b["pad"], env)
-    if (
-        not _is_tensor_node(b["input"], env)
-        or b["mode"] != "constant"
-        or b["value"] not in (None, 0, 0.0)
-        or len(pad) != 4
-        or env[b["input"]].dim() != 4
-    ):
+    x = b["input"]
+    if not _is_tensor_node(x, env):
         return None
-    return "zero_pad2d", {"padding": [int(p) for p in pad]}, [b["input"]]
+    pad = [int(p) for p in _value(b["pad"], env)]
+    mode, value = _value(b["mode"], env), _value(b["value"], env)
+    if mode not in ops.REGISTRY["pad"].param("mode").choices:
+        return None
+    if mode == "constant" and value in (None, 0) and len(pad) == 4 and env[x].dim() == 4:
+        return "zero_pad2d", {"padding": pad}, [x]
+    if len(pad) % 2 or len(pad) // 2 >= env[x].dim():
+        return None  # padding the batch dimension: keep it opaque
+    return "pad", {"pad": pad, "mode": mode, "value": float(value or 0.0)}, [x]
 
 
 def _softmax(kind: str) -> Handler:
@@ -581,8 +721,20 @@ def _count(module: nn.Module) -> dict[str, int]:
 
 
 def _frozen(module: nn.Module) -> bool:
-    params = list(module.parameters(recurse=True))
+    if module._modules:
+        params = list(module.parameters(recurse=True))
+    else:  # a leaf: its own parameters, without the generator machinery
+        params = [p for p in module._parameters.values() if p is not None]
     return bool(params) and not any(p.requires_grad for p in params)
+
+
+def _plain_copy(v: Any) -> Any:
+    """A copy of plain JSON values (each node owns its parameters)."""
+    if isinstance(v, dict):
+        return {k: _plain_copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain_copy(x) for x in v]
+    return v
 
 
 def _parent(path: str) -> str:
@@ -611,7 +763,10 @@ def _convert(
     env: dict[fx.Node, Any],
     input_shapes: Sequence[tuple[int, ...]],
     name: str,
+    mods: _Modules | None = None,
 ) -> ArchGraph:
+    mods = mods or _Modules(module)
+    given: set[str] = set()  # modules whose parameter dict a node owns already
     g = ArchGraph(name)
     names: dict[fx.Node, str] = {}
     used: set[str] = set()
@@ -675,15 +830,13 @@ def _convert(
             continue
         tensor_inputs = _tensor_args((node.args, node.kwargs), names)
         if node.op == "call_module":
-            sub = module.get_submodule(node.target)
-            kind = ops.kind_for_module(sub)
+            sub, kind, params = mods.info(node.target)
             nm = names[node]
             if kind is not None:
-                params = ops.params_from_module(kind, sub)
                 n = Node(
                     nm,
                     kind,
-                    params,
+                    params if node.target not in given else _plain_copy(params),
                     [names[i] for i in tensor_inputs],
                     _parent(node.target),
                     module_path=node.target,
@@ -701,6 +854,7 @@ def _convert(
                     module=sub,
                     measured_shape=out_shape,
                 )
+            given.add(node.target)
             g.add_node(n)
             continue
         # call_function / call_method
@@ -788,13 +942,19 @@ def from_module(
             g = _from_hooks(module, shapes, name, cause)
             return g
         try:
-            env = _measure(module, graph, shapes)
+            mods = _Modules(module)
+            env = _measure(module, graph, shapes, mods=mods)
+        except _Rejected as e:
+            raise TraceError(
+                f"{name}: the input shape {tuple(shapes[0])} does not fit the model: "
+                f"{e.error.at(str(e.where))}"
+            ) from None
         except Exception as e:
             raise TraceError(
                 f"{name}: running the model on an input of shape {tuple(shapes[0])} failed: "
                 f"{_describe_exception(e)}"
             ) from None
-        g = _convert(module, graph, env, shapes, name)
+        g = _convert(module, graph, env, shapes, name, mods)
         _note_unused(module, g)
         return g
     finally:

@@ -98,6 +98,20 @@ CASES: dict[str, list[tuple[dict, list[tuple[int, ...]]]]] = {
         ),
     ],
     "zero_pad2d": [({"padding": 2}, [(3, 5, 5)]), ({"padding": [1, 2, 3, 4]}, [(3, 5, 5)])],
+    "pad": [
+        ({"pad": [1, 2]}, [(3, 5, 5)]),
+        ({"pad": [0, 0, 0, 0, 0, 4]}, [(3, 5, 5)]),  # channels: option-A shortcut
+        ({"pad": [-1, 0, 2, 1], "value": 1.5}, [(3, 5, 5)]),
+        ({"pad": [1, 1, 2, 0], "mode": "reflect"}, [(3, 5, 5)]),
+        ({"pad": [2, 3], "mode": "replicate"}, [(4, 9)]),
+        ({"pad": [1, 1, 1, 1], "mode": "circular"}, [(2, 4, 4)]),
+    ],
+    "slice": [
+        ({"index": ":, :, ::2, ::2"}, [(3, 8, 7)]),
+        ({"index": "..., 1:-1, 2:"}, [(3, 8, 8)]),
+        ({"index": ":, 2:5"}, [(6, 4, 4)]),
+        ({"index": ":, :, 1::3, :5:2"}, [(2, 10, 9)]),
+    ],
     "batch_norm1d": [({"num_features": 10}, [(10,)]), ({"num_features": 4}, [(4, 9)])],
     "batch_norm2d": [
         ({"num_features": 6}, [(6, 5, 5)]),
@@ -468,3 +482,19 @@ def test_pool_shape_rule_matches_torch(size, k, s, p, ceil, kind):
     except RuntimeError:
         expected = None
     assert got == expected
+
+
+def test_resolve_checks_every_new_parameter_set():
+    """Valid parameter sets are remembered; an edit (even inside a list) is checked again."""
+    spec = ops.get("conv2d")
+    p = {"in_channels": 3, "out_channels": 4, "kernel_size": [3, 3]}
+    assert spec.resolve(p)["stride"] == 1
+    assert spec.resolve(p)["padding"] == 0
+    p["kernel_size"][1] = 0
+    for _ in range(2):
+        with pytest.raises(ParamError, match="kernel_size=\\[3, 0\\] is below the minimum 1"):
+            spec.resolve(p)
+    p["kernel_size"] = [3, 3]
+    p["stride"] = True  # a bool is not an int, although True == 1
+    with pytest.raises(ParamError, match="stride must be an integer"):
+        spec.resolve(p)

@@ -77,7 +77,24 @@ def test_resnet50_table_totals(source):
     assert "Trainable params: 25,557,032" in text and "Non-trainable params: 0" in text
     assert "Input size: (3, 224, 224)" in text
     assert "Estimated activation memory" in text
-    assert "    conv1" in text  # layer1.0.conv1, indented two levels
+    # 176 nodes: the command folds the bottleneck blocks so that the table fits a slide
+    assert "    conv1" not in text and "\n  0 " in text
+    assert text.endswith("Groups nested deeper than 2 are folded; --depth N shows more levels.")
+    full = summary.main(source, None, 9, "table")
+    assert "    conv1" in full  # layer1.0.conv1, indented two levels
+    assert "folded" not in full
+
+
+def test_auto_depth_keeps_small_tables_whole():
+    graph = lenet()
+    a = analyse(graph)
+    assert summary.auto_depth(graph, a) is None
+    big = from_torchvision("resnet18", (3, 64, 64))
+    a = analyse(big)
+    rows = {d: len(summary._table_rows(big, a, d)) for d in (1, 2, 3)}
+    assert rows[1] < rows[2] <= summary.MAX_TABLE_ROWS < rows[3]
+    assert summary.auto_depth(big, a) == 2
+    assert summary.auto_depth(big, a, max_rows=rows[3]) is None
 
 
 def test_depth_folds_groups():

@@ -254,9 +254,35 @@ def test_unknown_torchvision_name():
         from_torchvision("resnet5O")
 
 
-def test_model_that_fails_on_the_input_shape():
-    with pytest.raises(trace.TraceError, match="input of shape"):
-        from_module(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(10, 2)), (1, 8, 8))
+def test_model_that_fails_on_the_input_shape(capfd):
+    """The registry's rule names the node, what it expected and got, and the fix."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(10, 2))
+    with pytest.raises(trace.TraceError) as info:
+        from_module(model, (1, 8, 8))
+    assert str(info.value) == (
+        "Sequential: the input shape (1, 8, 8) does not fit the model: 0: the input has 1 "
+        "channels but in_channels=3 (expected 3, got 1); fix: in_channels should be 1"
+    )
+    with pytest.raises(trace.TraceError) as info:
+        from_module(model, (3, 8, 8))
+    # 4 channels of 6x6 after the 3x3 convolution: 144 features
+    assert str(info.value).endswith(
+        "2: linear expects 10 input features but gets 144 (expected 10, got 144); "
+        "fix: in_features should be 144"
+    )
+    assert "Traceback" not in capfd.readouterr().err
+
+
+class _Opaque(nn.Module):
+    def forward(self, x):
+        return torch.einsum("bchw,cd->bdhw", x, torch.ones(5, 2))
+
+
+def test_model_that_fails_in_an_opaque_call_shows_torchs_message(capfd):
+    with pytest.raises(trace.TraceError, match="running the model on an input of shape") as info:
+        from_module(nn.Sequential(nn.Conv2d(3, 4, 3), _Opaque()), (3, 8, 8))
+    assert "RuntimeError" in str(info.value)
+    assert "Traceback" not in capfd.readouterr().err
 
 
 # ------------------------------------------------------------------------- the zoo
