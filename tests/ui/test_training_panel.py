@@ -33,6 +33,10 @@ def panel(qtbot, lenet):
     view.max_steps_per_epoch = 3
     view.batch_size_edit.setText("16")
     view.epochs_edit.setText("2")
+    # Shown: hidden curves do not redraw (they catch up when shown), and these tests look at
+    # what is drawn.
+    view.show()
+    qtbot.waitExposed(view)
     yield view
     assert view.shutdown()
 
