@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cnnviz import __version__
+from cnnviz.core import export_cli, train_cli
+from cnnviz.ui import graph_export
 
 DEFAULT_MODEL = "lenet5"
 
@@ -89,6 +91,21 @@ _SUBCOMMANDS: dict[
         "print every layer's shape, parameters, MACs and receptive field",
         _configure_summary,
         _cmd_summary,
+    ),
+    "graph": (
+        "draw the layer graph into a PNG or SVG image (no window needed)",
+        graph_export.configure_graph_command,
+        graph_export.run_graph_command,
+    ),
+    "train": (
+        "train a model headless on shapes, MNIST, Fashion-MNIST, CIFAR-10 or an image folder",
+        train_cli.configure,
+        train_cli.main,
+    ),
+    "export": (
+        "write an architecture as PyTorch source, a .json architecture file or ONNX",
+        export_cli.configure,
+        export_cli.main,
     ),
 }
 

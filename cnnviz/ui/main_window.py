@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QProgressBar,
     QStackedWidget,
     QWidget,
@@ -22,6 +23,13 @@ from PySide6.QtWidgets import (
 
 from cnnviz.ui import settings as app_settings
 from cnnviz.ui.workers import ImportWorker
+
+# Bumped when the default arrangement of the docks changes: a saved arrangement of another
+# version is ignored, so that users get the new one.
+DOCK_LAYOUT_VERSION = 2
+# Pixels beyond the two panels' minimum widths that a screen needs for the training curves and
+# the activations to sit side by side (otherwise they are tabs).
+BOTTOM_DOCKS_SLACK = 250
 
 OPEN_FILTER = "Architectures and models (*.json *.py);;Architecture files (*.json);;Python (*.py)"
 
@@ -63,6 +71,8 @@ class MainWindow(QMainWindow):
     sig_model_loaded = Signal(object, object)
     # The selected layer or group changed: (name, is_group); "" when nothing is selected.
     sig_selection_changed = Signal(str, bool)
+    # A model could not be opened: (source, message), after the message is in the status bar.
+    sig_load_failed = Signal(str, str)
 
     def __init__(self, model: str = "lenet5", input_shape: tuple[int, ...] | None = None):
         super().__init__()
@@ -75,6 +85,7 @@ class MainWindow(QMainWindow):
         self._import_worker: ImportWorker | None = None
         self._closing = False
         self.graph = None
+        self.current_source = ""  # what load_model opened last (zoo name, file path)
         self.analysis = None
         self._selection: tuple[str, bool] = ("", False)
 
@@ -133,12 +144,57 @@ class MainWindow(QMainWindow):
             bottom,
             _placeholder("Activation maps, filters and receptive fields of the selected layer."),
         )
-        self.tabifyDockWidget(self.training_dock, self.activations_dock)
-        self.training_dock.raise_()
+        self.palette_dock = self._add_dock(
+            "Palette", "palette_dock", left, _placeholder("Layers and blocks to insert…")
+        )
+        # Models and the palette share the left column as tabs (each gets its full height);
+        # the curves and the activations sit side by side, so that a class sees the loss fall
+        # and the filters form at the same time.
+        # the curves and the activations sit side by side on a screen wide enough for both
+        # panels, as tabs otherwise (_arrange_bottom_docks, once the panels exist).
+        self.tabifyDockWidget(self.models_dock, self.palette_dock)
+        self.models_dock.raise_()
+        self.splitDockWidget(self.training_dock, self.activations_dock, Qt.Orientation.Horizontal)
         self.resizeDocks(
             [self.models_dock, self.inspector_dock], [260, 340], Qt.Orientation.Horizontal
         )
-        self.resizeDocks([self.training_dock], [260], Qt.Orientation.Vertical)
+        self.resizeDocks([self.training_dock], [330], Qt.Orientation.Vertical)
+        self._restored_dock_state = False
+
+    def _arrange_bottom_docks(self) -> bool:
+        """Training and activations side by side when the screen is wide enough, else tabs.
+
+        Only for the default arrangement: a restored one is the user's. Returns True when they
+        are side by side.
+        """
+        if self._restored_dock_state:
+            return False
+        screen = self.screen() or QApplication.primaryScreen()
+        available = screen.availableGeometry().width() if screen is not None else 0
+        training_min = self.training_dock.minimumSizeHint().width()
+        activations_min = self.activations_dock.minimumSizeHint().width()
+        # Both at their minimum would be cramped: the curves want some room beyond it.
+        needed = training_min + activations_min + BOTTOM_DOCKS_SLACK
+        if available < needed:
+            self.tabifyDockWidget(self.training_dock, self.activations_dock)
+            self.training_dock.raise_()
+            return False
+        if self.width() < needed:
+            self.resize(needed, self.height())
+        # Once the new layout has settled (the docks' widgets were just replaced).
+        QTimer.singleShot(0, self._share_bottom_docks)
+        return True
+
+    def _share_bottom_docks(self) -> None:
+        training_min = self.training_dock.minimumSizeHint().width()
+        activations_min = self.activations_dock.minimumSizeHint().width()
+        spare = max(0, self.width() - training_min - activations_min)
+        training = training_min + int(spare * 0.85)  # the curves need it more
+        self.resizeDocks(
+            [self.training_dock, self.activations_dock],
+            [training, self.width() - training],
+            Qt.Orientation.Horizontal,
+        )
 
     def _action(
         self,
@@ -191,7 +247,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
+        file_menu = self.file_menu = bar.addMenu("&File")
         file_menu.addAction(self.act_open)
         self.recent_menu = QMenu("Open &Recent", self)
         file_menu.addMenu(self.recent_menu)
@@ -202,7 +258,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.act_quit)
         self._rebuild_recent_menu()
 
-        edit_menu = bar.addMenu("&Edit")
+        edit_menu = self.edit_menu = bar.addMenu("&Edit")
         edit_menu.addAction(self.act_undo)
         edit_menu.addAction(self.act_redo)
 
@@ -212,6 +268,7 @@ class MainWindow(QMainWindow):
             self.inspector_dock,
             self.training_dock,
             self.activations_dock,
+            self.palette_dock,
         ):
             self.view_menu.addAction(dock.toggleViewAction())
         self.view_menu.addSeparator()
@@ -245,12 +302,13 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
-            self.restoreState(state)
+            # A state saved by another version of the arrangement is ignored.
+            self._restored_dock_state = self.restoreState(state, DOCK_LAYOUT_VERSION)
 
     def _save_settings(self) -> None:
         store = app_settings.settings()
         store.setValue("window/geometry", self.saveGeometry())
-        store.setValue("window/state", self.saveState())
+        store.setValue("window/state", self.saveState(DOCK_LAYOUT_VERSION))
         store.sync()
 
     def _rebuild_recent_menu(self) -> None:
@@ -302,11 +360,49 @@ class MainWindow(QMainWindow):
         self.picker.sig_model_requested.connect(self._on_picker_model_requested)
         self.models_dock.setWidget(self.picker)
         self.inspector = InspectorPanel()
-        self.inspector_dock.setWidget(self.inspector)
+        from PySide6.QtWidgets import QSplitter
+
+        from cnnviz.ui.param_editor import ParamEditor
+
+        self.param_editor = ParamEditor()
+        inspector_box = QSplitter(Qt.Orientation.Vertical)
+        inspector_box.setChildrenCollapsible(False)
+        inspector_box.addWidget(self.param_editor)
+        inspector_box.addWidget(self.inspector)
+        inspector_box.setStretchFactor(1, 1)
+        self.inspector_dock.setWidget(inspector_box)
         self.layer_table = LayerTablePanel()
         self.layer_table.sig_selected.connect(self._on_layer_table_selected)
         self.sig_selection_changed.connect(self._on_selection_changed)
         self.central.addWidget(self.layer_table)
+        self._build_graph_view()
+        self._build_training_panel()
+        self._build_probe_panel()
+        from cnnviz.ui.editor import install_editor
+
+        install_editor(self)  # self.editor, self.files: edits, palette, Save, autosave
+
+    def _build_training_panel(self) -> None:
+        from cnnviz.ui.training_panel import TrainingPanel
+
+        self.training_panel = TrainingPanel()
+        self.training_dock.setWidget(self.training_panel)
+        self.sig_model_loaded.connect(self.training_panel.set_model)
+        self.training_panel.sig_state_changed.connect(self._on_training_state_changed)
+        self.act_train_start.triggered.connect(self._on_train_start_triggered)
+        self.act_train_pause.triggered.connect(self._on_train_pause_triggered)
+        self.act_train_stop.triggered.connect(self._on_train_stop_triggered)
+        self._on_training_state_changed()
+
+    def _build_probe_panel(self) -> None:
+        from cnnviz.ui.probe_panel import ProbePanel
+
+        self.probe_panel = ProbePanel()
+        self.activations_dock.setWidget(self.probe_panel)
+        self.probe_panel.attach_training_panel(self.training_panel)
+        self.sig_model_loaded.connect(self.probe_panel.set_model)
+        self.sig_selection_changed.connect(self.probe_panel.show_layer)
+        self._arrange_bottom_docks()
 
     def load_model(
         self, source: str, size: str = "teaching", input_shape: tuple[int, ...] | None = None
@@ -320,6 +416,11 @@ class MainWindow(QMainWindow):
         from cnnviz.core.sources import load_source
         from cnnviz.errors import CnnvizError
 
+        if not self._training_may_end(source):
+            return False
+        files = getattr(self, "files", None)
+        if files is not None and not files.confirm_discard(f"open {source}"):
+            return False
         self.statusBar().showMessage(f"Opening {source}…")
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
@@ -328,13 +429,14 @@ class MainWindow(QMainWindow):
         except CnnvizError as exc:
             self.picker.error.setText(str(exc))
             self.statusBar().showMessage(f"Could not open {source}: {exc}", 10000)
+            self.sig_load_failed.emit(source, str(exc))
             return False
         finally:
             QApplication.restoreOverrideCursor()
         self.graph, self.analysis = graph, analysis
         self.layer_table.set_model(graph, analysis)
         self.inspector.set_model(graph, analysis)
-        self.central.setCurrentWidget(self.layer_table)
+        self.central.setCurrentWidget(self.model_tabs)
         self.picker.select_source(source)
         self.setWindowTitle(f"cnnviz — {graph.name}")
         self.statusBar().showMessage(
@@ -343,6 +445,7 @@ class MainWindow(QMainWindow):
             + (f", {len(analysis.errors)} problem(s)" if analysis.errors else "")
         )
         self._selection = ("", False)
+        self.current_source = source
         self.sig_model_loaded.emit(graph, analysis)
         return True
 
@@ -418,9 +521,145 @@ class MainWindow(QMainWindow):
     def _on_full_screen_toggled(self, on: bool) -> None:
         self.showFullScreen() if on else self.showNormal()
 
+    # ----------------------------------------------------------------- graph view
+    def _build_graph_view(self) -> None:
+        """The graph in the centre, the layer table in a tab beside it; View and File actions."""
+        import gc
+
+        from PySide6.QtWidgets import QTabWidget
+
+        from cnnviz.ui.graph_view import GraphView
+
+        # torch's objects live as long as the app: freezing them keeps each later full garbage
+        # collection from walking them (0.3 s, in the middle of opening a model otherwise)
+        gc.freeze()
+        self.graph_view = GraphView()
+        self.model_tabs = QTabWidget()
+        self.model_tabs.setDocumentMode(True)
+        self.central.removeWidget(self.layer_table)
+        self.model_tabs.addTab(self.graph_view, "Graph")
+        self.model_tabs.addTab(self.layer_table, "Table")
+        self.central.addWidget(self.model_tabs)
+        self.graph_view.sig_selected.connect(self._on_graph_view_selected)
+        self.sig_model_loaded.connect(self._on_model_loaded_graph_view)
+        self.sig_selection_changed.connect(self._on_selection_changed_graph_view)
+        first = self.view_menu.actions()[0] if self.view_menu.actions() else None
+        for action in self.graph_view.view_actions():
+            if action is None:
+                self.view_menu.insertSeparator(first)
+            else:
+                self.view_menu.insertAction(first, action)
+        self.view_menu.insertSeparator(first)
+        self.act_export_image = self._action(
+            "&Export image…",
+            self._on_export_image_triggered,
+            "Ctrl+E",
+            tip="Save the whole graph as PNG or SVG",
+        )
+        self.act_export_visible = self._action(
+            "Export &visible part…",
+            lambda: self._on_export_image_triggered(visible_only=True),
+            tip="Save the part of the graph on screen as PNG or SVG",
+        )
+        self.file_menu.insertAction(self.act_quit, self.act_export_image)
+        self.file_menu.insertAction(self.act_quit, self.act_export_visible)
+        self.file_menu.insertSeparator(self.act_quit)
+
+    @Slot(object, object)
+    def _on_model_loaded_graph_view(self, graph, analysis) -> None:
+        if graph is self.graph_view.graph:  # the same graph, edited: keep what is open
+            self.graph_view.refresh(graph, analysis)
+        else:
+            self.graph_view.set_model(graph, analysis)
+
+    @Slot(str, bool)
+    def _on_graph_view_selected(self, name: str, is_group: bool) -> None:
+        self.select_item(name, is_group)
+
+    @Slot(str, bool)
+    def _on_selection_changed_graph_view(self, name: str, is_group: bool) -> None:
+        if name != self.graph_view.selected() or not name:
+            self.graph_view.select(name, is_group)
+        if name and self.layer_table.currentItem() is not self.layer_table.items.get(name):
+            self.layer_table.select(name)
+
+    def _on_export_image_triggered(self, visible_only: bool = False) -> None:
+        from cnnviz.errors import CnnvizError
+
+        name = self.graph.name if self.graph is not None else "graph"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export visible part" if visible_only else "Export image",
+            f"{name}.png",
+            "PNG image (*.png);;SVG drawing (*.svg)",
+        )
+        if not path:
+            return
+        if not path.lower().endswith((".png", ".svg")):
+            path += ".png"
+        try:
+            size = self.graph_view.export_image(path, visible_only=visible_only)
+        except CnnvizError as exc:
+            QMessageBox.warning(self, "Export image", str(exc))
+            return
+        self.statusBar().showMessage(f"Saved {path} ({size.width()}×{size.height()})", 8000)
+
+    # ----------------------------------------------------------------- training
+    def _training_may_end(self, source: str) -> bool:
+        """Before another model replaces the one training: ask, and stop it (within a batch)."""
+        panel = getattr(self, "training_panel", None)
+        if panel is None or not panel.is_training():
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Training is running",
+            f"Stop training {self.graph.name if self.graph else 'the model'} and open "
+            f"{source}? The trained weights are not kept unless you saved a checkpoint.",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        panel.shutdown()
+        return True
+
+    @Slot()
+    def _on_training_state_changed(self) -> None:
+        panel = self.training_panel
+        reason = panel.start_block_reason()
+        self.act_train_start.setEnabled(not reason)
+        tip = reason or "Train the model with the settings of the training panel"
+        self.act_train_start.setToolTip(tip)
+        self.act_train_start.setStatusTip(tip)
+        self.act_train_pause.setEnabled(panel.is_training())
+        self.act_train_pause.setText("&Resume" if panel.is_paused() else "&Pause")
+        self.act_train_stop.setEnabled(panel.is_training())
+
+    @Slot()
+    def _on_train_start_triggered(self) -> None:
+        self.training_dock.show()
+        self.training_dock.raise_()
+        self.training_panel.start()
+
+    @Slot()
+    def _on_train_pause_triggered(self) -> None:
+        self.training_panel.toggle_pause()
+
+    @Slot()
+    def _on_train_stop_triggered(self) -> None:
+        self.training_panel.stop()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        files = getattr(self, "files", None)
+        if files is not None and not files.confirm_discard("close the window"):
+            event.ignore()
+            return
+        if files is not None:
+            files.shutdown()  # a clean exit: no recovery file is left
         self._closing = True
         self._save_settings()
+        panel = getattr(self, "training_panel", None)
+        if panel is not None:
+            # Stops within one batch and joins the threads: nothing is left running.
+            panel.shutdown()
         if self._import_worker is not None:
             # An import cannot be interrupted; it is short, so wait for it rather than
             # leave a thread running past the window.

@@ -107,6 +107,9 @@ class TrainingCurvesView(QWidget):
         self.loss_plot = self._plot("Loss", "cross-entropy")
         self.accuracy_plot = self._plot("Accuracy", "%")
         self.lr_plot = self._plot("Learning rate", "")
+        # Loss and accuracy are what a class watches: they get twice the rate's width.
+        for column, stretch in enumerate((2, 2, 1)):
+            self.canvas.ci.layout.setColumnStretchFactor(column, stretch)
         # Ranges are set by _update_ranges, in steps (see the module's documentation). The
         # loss and the learning rate start at 0: a decay then reads as a fraction of the peak.
         for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
@@ -115,7 +118,7 @@ class TrainingCurvesView(QWidget):
         self._ranges: dict[str, float] = {}
         self._series: dict[str, _Series] = {
             "train_loss": self._curve(
-                self.loss_plot, "train (recent batches)", TRAIN_COLOUR, markers=False
+                self.loss_plot, "train (smoothed)", TRAIN_COLOUR, markers=False
             ),
             "val_loss": self._curve(self.loss_plot, "validation", VAL_COLOUR, markers=True),
             "train_accuracy": self._curve(self.accuracy_plot, "train", TRAIN_COLOUR, markers=False),

@@ -220,22 +220,36 @@ class TrainingPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(300)
-        scroll.setMaximumWidth(380)
+        scroll.setMinimumWidth(250)
+        scroll.setMaximumWidth(360)
 
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
         self.start_button.setStyleSheet("font-weight: 600;")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
-        self.export_button = QPushButton("Export CSV…")
-        self.save_button = QPushButton("Save checkpoint…")
-        self.load_button = QPushButton("Load checkpoint…")
-        self.export_button.setToolTip("Write every report shown (loss, accuracy, rate) as CSV")
-        self.save_button.setToolTip("Save the model's weights (atomically)")
-        self.load_button.setToolTip(
-            "Load weights saved by cnnviz into this model (weights only: no code in the file runs)"
+        self.export_button = QPushButton("CSV…")
+        self.save_button = QPushButton("Save…")
+        self.load_button = QPushButton("Load…")
+        self.export_button.setToolTip(
+            "Export the metrics: every report shown (loss, accuracy, rate) as a CSV file"
         )
+        self.save_button.setToolTip("Save a checkpoint of the model's weights (atomically)")
+        self.load_button.setToolTip(
+            "Load a checkpoint saved by cnnviz into this model (weights only: no code in the "
+            "file runs)"
+        )
+        # As narrow as their text: the panel then fits beside the activations on a 1600-pixel
+        # screen (the style's minimum button width would add about 150 pixels).
+        for button in (
+            self.start_button,
+            self.pause_button,
+            self.stop_button,
+            self.export_button,
+            self.save_button,
+            self.load_button,
+        ):
+            button.setMinimumWidth(button.fontMetrics().horizontalAdvance(button.text()) + 24)
         self.start_button.clicked.connect(self._on_start_clicked)
         self.pause_button.clicked.connect(self._on_pause_clicked)
         self.stop_button.clicked.connect(self._on_stop_clicked)
@@ -245,15 +259,16 @@ class TrainingPanel(QWidget):
         buttons = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.stop_button):
             buttons.addWidget(button)
-        buttons.addSpacing(16)
+        buttons.addSpacing(8)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("Not started")
         self.progress.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.progress.setMinimumWidth(90)
         buttons.addWidget(self.progress, 1)
-        buttons.addSpacing(16)
+        buttons.addSpacing(8)
         for button in (self.export_button, self.save_button, self.load_button):
             buttons.addWidget(button)
         self.message = QLabel("")

@@ -35,6 +35,32 @@ def test_window_opens_with_menus_and_docks_and_closes(qtbot):
     assert not window.isVisible()
 
 
+def test_curves_and_activations_are_tabs_on_a_narrow_screen_side_by_side_on_a_wide_one(
+    qtbot, monkeypatch
+):
+    import cnnviz.ui.main_window as main_window
+
+    window = _open_window(qtbot)
+    qtbot.waitUntil(lambda: window.core_ready, timeout=60_000)
+    both = window.training_dock.minimumSizeHint().width()
+    both += window.activations_dock.minimumSizeHint().width()
+    # The offscreen screen is 800 pixels wide: far less than the two panels need.
+    assert QGuiApplication.primaryScreen().availableGeometry().width() < both
+    assert window.tabifiedDockWidgets(window.training_dock) == [window.activations_dock]
+    window.close()
+
+    # With a slack that makes any screen wide enough: side by side, both visible.
+    monkeypatch.setattr(main_window, "BOTTOM_DOCKS_SLACK", -10 * both)
+    app_settings.settings().remove("window/state")
+    window = _open_window(qtbot)
+    qtbot.waitUntil(lambda: window.core_ready, timeout=60_000)
+    assert window.tabifiedDockWidgets(window.training_dock) == []
+    assert window.dockWidgetArea(window.activations_dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+    qtbot.waitUntil(lambda: window.activations_dock.visibleRegion().isEmpty() is False)
+    assert window.training_dock.x() + window.training_dock.width() <= window.activations_dock.x()
+    window.close()
+
+
 def test_standard_shortcuts(qtbot):
     window = _open_window(qtbot)
     assert window.act_open.shortcut().toString() == "Ctrl+O"
@@ -129,7 +155,8 @@ def test_exceptions_in_other_threads_reach_the_gui_thread(qtbot):
 def test_default_model_is_shown_with_worked_formulas(qtbot):
     window = _open_window(qtbot)
     qtbot.waitUntil(lambda: window.analysis is not None, timeout=60_000)
-    assert window.central.currentWidget() is window.layer_table
+    assert window.central.currentWidget() is window.model_tabs
+    assert window.model_tabs.currentWidget() is window.graph_view
     # LeNet-5 at teaching size: C1 is 6 5x5 filters with padding 2 on a 1x28x28 input
     window.layer_table.select("features.c1")
     text = window.inspector.toPlainText()
