@@ -161,13 +161,16 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.training_dock], [330], Qt.Orientation.Vertical)
         self._restored_dock_state = False
 
-    def _arrange_bottom_docks(self) -> bool:
+    def _arrange_bottom_docks(self, width: int, height: int) -> bool:
         """Training and activations side by side when the screen is wide enough, else tabs.
 
-        Only for the default arrangement: a restored one is the user's. Returns True when they
+        Only for the default arrangement: a restored one is the user's. ``width`` and
+        ``height`` are the window's size before the panels were put in. Returns True when they
         are side by side.
         """
         if self._restored_dock_state:
+            if self.width() > width:
+                self.resize(width, height)
             return False
         screen = self.screen() or QApplication.primaryScreen()
         available = screen.availableGeometry().width() if screen is not None else 0
@@ -178,9 +181,9 @@ class MainWindow(QMainWindow):
         if available < needed:
             self.tabifyDockWidget(self.training_dock, self.activations_dock)
             self.training_dock.raise_()
+            self.resize(width, height)
             return False
-        if self.width() < needed:
-            self.resize(needed, self.height())
+        self.resize(max(width, needed), height)
         # Once the new layout has settled (the docks' widgets were just replaced).
         QTimer.singleShot(0, self._share_bottom_docks)
         return True
@@ -376,8 +379,12 @@ class MainWindow(QMainWindow):
         self.sig_selection_changed.connect(self._on_selection_changed)
         self.central.addWidget(self.layer_table)
         self._build_graph_view()
+        # The panels' minimum widths may stretch the window while the docks are side by side;
+        # the arrangement then gives it back its size where they become tabs.
+        size = self.size()
         self._build_training_panel()
         self._build_probe_panel()
+        self._arrange_bottom_docks(size.width(), size.height())
         from cnnviz.ui.editor import install_editor
 
         install_editor(self)  # self.editor, self.files: edits, palette, Save, autosave
@@ -402,7 +409,6 @@ class MainWindow(QMainWindow):
         self.probe_panel.attach_training_panel(self.training_panel)
         self.sig_model_loaded.connect(self.probe_panel.set_model)
         self.sig_selection_changed.connect(self.probe_panel.show_layer)
-        self._arrange_bottom_docks()
 
     def load_model(
         self, source: str, size: str = "teaching", input_shape: tuple[int, ...] | None = None

@@ -41,7 +41,9 @@ def test_curves_and_activations_are_tabs_on_a_narrow_screen_side_by_side_on_a_wi
     import cnnviz.ui.main_window as main_window
 
     window = _open_window(qtbot)
+    width = window.width()
     qtbot.waitUntil(lambda: window.core_ready, timeout=60_000)
+    assert window.width() == width, "the panels stretched the window"
     both = window.training_dock.minimumSizeHint().width()
     both += window.activations_dock.minimumSizeHint().width()
     # The offscreen screen is 800 pixels wide: far less than the two panels need.
