@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # Qt loads on first use: ``cnnviz --help`` must stay quick
 MAX_PIXELS_SIDE = 16000
 """A PNG larger than this on either side is drawn at a smaller scale (QImage's limit is 32767)."""
 
-LEGEND_WIDTH = 190.0
 LEGEND_ROW = 20.0
 LEGEND_PAD = 14.0
 IMAGE_FORMATS = (".png", ".svg")
@@ -32,6 +31,24 @@ IMAGE_FORMATS = (".png", ".svg")
 
 class ExportError(CnnvizError):
     """The image could not be written (unknown format, unwritable path, empty drawing)."""
+
+
+def legend_box_width(families: list[str]) -> float:
+    """Width of the legend box for ``families``: its longest line, a swatch and padding."""
+    from PySide6.QtGui import QFontMetricsF
+
+    from cnnviz.ui import theme
+
+    fonts = theme.fonts()
+    title = QFontMetricsF(fonts.frame).horizontalAdvance("Layer families")
+    detail = QFontMetricsF(fonts.detail)
+    rows = [30 + detail.horizontalAdvance(theme.FAMILIES[f].label) for f in families]
+    return math.ceil(max([title, *rows]) + 2 * LEGEND_PAD)
+
+
+def legend_column_width(families: list[str]) -> float:
+    """Width the legend adds on the right of an exported image (0 without families)."""
+    return legend_box_width(families) + 2 * LEGEND_PAD if families else 0.0
 
 
 def legend_height(families: list[str]) -> float:
@@ -47,7 +64,7 @@ def paint_legend(painter: QPainter, origin: QPointF, families: list[str]) -> Non
     from cnnviz.ui import theme
 
     fonts = theme.fonts()
-    box = QRectF(origin, QSizeF(LEGEND_WIDTH - 2 * LEGEND_PAD, legend_height(families)))
+    box = QRectF(origin, QSizeF(legend_box_width(families), legend_height(families)))
     painter.setPen(theme.colour(theme.FRAME_BORDER))
     painter.setBrush(theme.colour("#ffffff"))
     painter.drawRoundedRect(box, 6.0, 6.0)
@@ -101,7 +118,7 @@ def export_scene(
     if rect.isEmpty() or not scene.items():
         raise ExportError(f"{path}: there is nothing to draw (open a model first)")
     families = scene.families() if legend else []
-    extra = LEGEND_WIDTH if families else 0.0
+    extra = legend_column_width(families)
     if suffix == ".png":
         side = max(rect.width() + extra, rect.height())
         scale = min(scale, MAX_PIXELS_SIDE / side)

@@ -46,9 +46,8 @@ from cnnviz.core.graph import ArchGraph
 from cnnviz.core.layout import collapse_to_depth, find_repeats
 from cnnviz.ui import theme
 from cnnviz.ui.graph_export import (
-    LEGEND_PAD,
-    LEGEND_WIDTH,
     export_scene,
+    legend_box_width,
     legend_height,
     paint_legend,
 )
@@ -179,7 +178,7 @@ class _Legend(QWidget):
         if families == self.families:
             return
         self.families = families
-        self.resize(int(LEGEND_WIDTH - LEGEND_PAD) + 2, int(legend_height(families)) + 2)
+        self.resize(int(legend_box_width(families)) + 2, int(legend_height(families)) + 2)
         # drawn once: the legend repaints whenever the graph under it does
         ratio = self.devicePixelRatioF()
         pm = QPixmap(self.size() * ratio)

@@ -6,12 +6,13 @@ import math
 import xml.etree.ElementTree as ET
 
 import pytest
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QColor, QImage, QPainter
 
 from cnnviz.core.analysis import analyse
 from cnnviz.core.sources import load_source
 from cnnviz.ui import theme
-from cnnviz.ui.graph_export import LEGEND_WIDTH, ExportError
+from cnnviz.ui.graph_export import ExportError, legend_column_width
 from cnnviz.ui.graph_view import GraphView
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -36,7 +37,8 @@ def test_png_of_the_whole_graph(lenet_view, tmp_path):
     image = QImage(str(path))
     assert not image.isNull()
     assert (image.width(), image.height()) == (size.width(), size.height())
-    assert image.width() == math.ceil(rect.width() + LEGEND_WIDTH)  # the legend column
+    families = lenet_view.graph_scene.families()
+    assert image.width() == math.ceil(rect.width() + legend_column_width(families))
     assert image.height() == math.ceil(rect.height())
     # the card of c1 is drawn in the convolution colour, at its place
     c1 = lenet_view.graph_scene.cards["features.c1"].item
@@ -96,3 +98,25 @@ def test_bad_names_are_refused_with_a_message(lenet_view, tmp_path):
     with pytest.raises(ExportError, match="nothing to draw"):
         empty.export_image(str(tmp_path / "x.png"))
     empty.deleteLater()
+
+
+def test_the_legend_text_stays_inside_its_box(tmp_path):
+    """The longest family label ("linear (fully connected)") does not run into the border."""
+    from cnnviz.ui.graph_export import LEGEND_PAD, LEGEND_ROW, legend_box_width, paint_legend
+
+    families = ["convolution", "linear", "merge", "normalisation"]
+    width = legend_box_width(families)
+    image = QImage(int(width) + 40, 200, QImage.Format.Format_RGB32)
+    image.fill(QColor("#ffffff"))
+    painter = QPainter(image)
+    paint_legend(painter, QPointF(10, 10), families)
+    painter.end()
+    right = 10 + width  # the box's right border
+    for y in range(200):  # nothing right of the border
+        for x in range(int(right) + 2, image.width()):
+            assert image.pixelColor(x, y).name() == "#ffffff", (x, y)
+    for i in range(len(families) + 1):  # the title and each label row: the inside edge is white
+        top = 10 + LEGEND_PAD + i * LEGEND_ROW
+        for y in range(int(top), int(top + LEGEND_ROW - 4)):
+            for x in range(int(right) - 6, int(right) - 2):
+                assert image.pixelColor(x, y).name() == "#ffffff", (families, x, y)
