@@ -127,13 +127,16 @@ class Analysis:
         order: Node names in execution order.
         nodes: Per-node results.
         groups: Per-group totals, parents before children.
-        params: Total trainable parameters.
+        params: Total trainable parameters (training-only nodes included, as torch counts
+            the model's parameters).
         frozen_params: Total frozen parameters.
         buffers: Total buffers.
-        macs: Total MACs for one sample.
-        ops: Total element-wise operations for one sample.
+        macs: Total MACs for one sample at inference: ``training_only`` nodes (auxiliary
+            classifiers) are left out, as in torchvision's figures; their own entries in
+            ``nodes`` and ``groups`` still show their MACs.
+        ops: Total element-wise operations for one sample at inference (the same rule).
         memory_bytes: Sum of all node outputs at float32 for one sample (the forward
-            activations a training step keeps).
+            activations a training step keeps, training-only nodes included).
         errors: (node, message) for every node with an error.
         warnings: (node, message) for every warning.
     """
@@ -434,8 +437,8 @@ def analyse(graph: ArchGraph) -> Analysis:
         params=sum(r.params for r in results.values()),
         frozen_params=sum(r.frozen_params for r in results.values()),
         buffers=sum(r.buffers for r in results.values()),
-        macs=sum(r.macs for r in results.values()),
-        ops=sum(r.ops for r in results.values()),
+        macs=sum(r.macs for r in results.values() if not nodes[r.name].training_only),
+        ops=sum(r.ops for r in results.values() if not nodes[r.name].training_only),
         memory_bytes=sum(r.memory_bytes for r in results.values()),
         errors=tuple((r.name, r.error) for r in results.values() if r.error),
         warnings=tuple((r.name, w) for r in results.values() for w in r.warnings),

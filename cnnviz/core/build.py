@@ -34,6 +34,7 @@ class GraphModel(nn.Module):
         graph_name: Name of the graph it was built from.
         input_names: Names of the input nodes, in the order ``forward`` takes them.
         output_names: Names of the output nodes.
+        aux_output_names: Names of the outputs added in training mode (auxiliary logits).
     """
 
     def __init__(self, graph: ArchGraph) -> None:
@@ -48,6 +49,9 @@ class GraphModel(nn.Module):
         functions = getattr(self, FUNCTIONS_ATTR)
         self.input_names: list[str] = graph.input_nodes
         self.output_names: list[str] = list(graph.outputs) or [graph.topological_order()[-1]]
+        self.aux_output_names: list[str] = graph.live_aux_outputs()
+        # Skipped in eval mode, so that inference costs what the model without them costs.
+        self._training_only = frozenset(n.name for n in graph if n.training_only)
         self._steps: list[tuple[str, str, Any, list[str]]] = []
         self._callables: dict[str, Any] = {}
         # Probes: outputs of these nodes are kept in ``captured`` by every forward. Empty by
@@ -128,9 +132,13 @@ class GraphModel(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> Any:
         """Run the graph; one output is returned as it is, several as a tuple.
 
-        The outputs of the nodes named in ``capture_names`` are kept in ``captured``.
+        In training mode a graph with auxiliary outputs returns ``(outputs..., aux...)``, as
+        GoogLeNet does; in eval mode its training-only nodes are skipped. The outputs of the
+        nodes named in ``capture_names`` are kept in ``captured``.
         """
         env = self._run(inputs, self.capture_names, stop_early=False)
+        if self.training and self.aux_output_names:
+            return tuple(env[o] for o in (*self.output_names, *self.aux_output_names))
         if len(self.output_names) == 1:
             return env[self.output_names[0]]
         return tuple(env[o] for o in self.output_names)
@@ -169,7 +177,12 @@ class GraphModel(nn.Module):
         left = set(wanted) - env.keys() if stop_early else set()
         if stop_early and not left:
             return env
+        # A probe of a training-only node runs them all (its inputs may be training-only too).
+        run_all = self.training or not self._training_only.isdisjoint(wanted)
+        skip = frozenset() if run_all else self._training_only
         for name, how, target, ins in self._steps:
+            if skip and name in skip:
+                continue
             if how == "call":
                 env[name] = target(*[env[i] for i in ins])
             elif how == "attr":

@@ -297,6 +297,8 @@ class _Writer:
         self.pos = {n: k for k, n in enumerate(self.order)}
         self.succ = graph.successor_map()
         self.outputs = list(graph.outputs) or [self.order[-1]]
+        self.aux_outputs = graph.live_aux_outputs()
+        self.training_only = {n.name for n in graph if n.training_only}
         self.uses_layer_norm_2d = False
         self.uses_stochastic_depth = False
         self.uses_opaque = False
@@ -386,11 +388,19 @@ class _Writer:
                 for i in self.g[n].inputs:
                     if i not in members:
                         ext_in[i] = None
-                if n in self.outputs or any(s not in members for s in self.succ[n]):
+                if (
+                    n in self.outputs
+                    or n in self.aux_outputs
+                    or any(s not in members for s in self.succ[n])
+                ):
                     outs[n] = None
             c.inputs, c.outputs = list(ext_in), list(outs)
+            # A block mixing training-only and other nodes runs inline in its parent's forward,
+            # where the training-only ones are guarded by ``if self.training:``.
+            mixed = not members.isdisjoint(self.training_only) and not members <= self.training_only
             c.callable = (
                 bool(outs)
+                and not mixed
                 and self._convex(members)
                 and not any(self.g[n].kind == "input" for n in members)
             )
@@ -615,8 +625,12 @@ class _Writer:
             reads = self.g[what].inputs if how == "node" else what.inputs
             for i in reads:
                 last_use[i] = k
-        for o in c.outputs:
+        aux = self.aux_outputs if not c.path else []
+        for o in (*c.outputs, *aux):
             last_use[o] = len(units)
+        # Guard the training-only units, unless this whole block is training-only.
+        guard = self.training_only and not c.members <= self.training_only
+        in_guard = False
         var: dict[str, str] = {}
         taken: set[str] = {"self"}
         params = []
@@ -646,10 +660,14 @@ class _Writer:
                 expr = self.node_expr(c, self.g[what], args)
                 produced = [what]
                 hint = self._hint(what)
+                t_only = guard and what in self.training_only
             else:
                 expr = f"{self.access(c, what.path)}({', '.join(args)})"
                 produced = list(what.outputs)
                 hint = self._hint(what.path)
+                t_only = guard and what.members <= self.training_only
+                if t_only and _is_ident(_leaf(what.path)):
+                    hint = _leaf(what.path)
             # reuse a variable whose value dies here (first input first)
             free = [var[i] for i in dict.fromkeys(reads) if last_use.get(i) == k]
             targets = []
@@ -661,10 +679,17 @@ class _Writer:
                 targets.append(name)
                 var[v] = name
                 holder[name] = v
-            body.append(f"        {', '.join(targets)} = {expr}")
+            if t_only and not in_guard:
+                body.append("        if self.training:")
+            in_guard = t_only
+            body.append(f"{'    ' if t_only else ''}        {', '.join(targets)} = {expr}")
         rets = [var[o] for o in c.outputs]
         ret = ", ".join(rets)
         annot = "torch.Tensor" if len(rets) == 1 else "tuple[torch.Tensor, ...]"
+        if aux:
+            body.append("        if self.training:")
+            body.append(f"            return {', '.join([*rets, *(var[o] for o in aux)])}")
+            annot = f"{annot} | tuple[torch.Tensor, ...]" if len(rets) == 1 else annot
         return [
             f"    def forward(self, {', '.join(params)}) -> {annot}:",
             *body,

@@ -201,6 +201,7 @@ class _Work:
                 group=node.group,
                 module_path=node.module_path,
                 frozen=node.frozen,
+                training_only=node.training_only,
                 module=node.module,
                 measured_shape=node.measured_shape,
             )

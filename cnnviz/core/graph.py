@@ -58,6 +58,8 @@ class Node:
         module_path: For module nodes, the attribute path of the module in the built model
             (equal to ``name`` unless one module is called more than once); None for functions.
         frozen: True when the node's parameters are not trained (``requires_grad=False``).
+        training_only: True when the node runs only in training mode (an auxiliary classifier
+            of GoogLeNet, say): the built model skips it in eval mode.
         module: Opaque nodes only: the kept ``nn.Module`` or callable (not serialised).
         measured_shape: Opaque nodes only: the output shape (without batch) measured at import.
     """
@@ -69,6 +71,7 @@ class Node:
     group: str = ""
     module_path: str | None = None
     frozen: bool = False
+    training_only: bool = False
     module: Any = field(default=None, repr=False, compare=False)
     measured_shape: Any = field(default=None, compare=False)
 
@@ -85,6 +88,8 @@ class Node:
             d["module_path"] = self.module_path
         if self.frozen:
             d["frozen"] = True
+        if self.training_only:
+            d["training_only"] = True
         if self.measured_shape is not None:
             d["measured_shape"] = _jsonable(self.measured_shape)
         return d
@@ -131,6 +136,9 @@ class ArchGraph:
     Attributes:
         name: Model name shown to the user.
         outputs: Names of the output nodes, in order.
+        aux_outputs: Names of extra outputs returned only in training mode, after ``outputs``
+            (auxiliary logits whose losses training adds). Names of nodes an edit deleted are
+            ignored (see :meth:`live_aux_outputs`), so that undo brings them back.
         notes: Remarks for the user made at import (e.g. why a fallback was used).
     """
 
@@ -138,6 +146,7 @@ class ArchGraph:
         self.name = name
         self._nodes: dict[str, Node] = {}
         self.outputs: list[str] = []
+        self.aux_outputs: list[str] = []
         self.notes: list[str] = []
 
     # ----------------------------------------------------------------- building
@@ -193,6 +202,10 @@ class ArchGraph:
 
     def __len__(self) -> int:
         return len(self._nodes)
+
+    def live_aux_outputs(self) -> list[str]:
+        """The entries of ``aux_outputs`` that name a node, in order."""
+        return [o for o in self.aux_outputs if o in self._nodes]
 
     @property
     def input_nodes(self) -> list[str]:
@@ -377,10 +390,12 @@ class ArchGraph:
                 group=n.group,
                 module_path=n.module_path,
                 frozen=n.frozen,
+                training_only=n.training_only,
                 module=n.module,
                 measured_shape=n.measured_shape,
             )
         g.outputs = list(self.outputs)
+        g.aux_outputs = list(self.aux_outputs)
         g.notes = list(self.notes)
         return g
 
@@ -402,6 +417,7 @@ class ArchGraph:
             "name": self.name,
             "input_shape": list(self.input_shape) if self.input_shape else None,
             "outputs": list(self.outputs),
+            **({"aux_outputs": self.live_aux_outputs()} if self.live_aux_outputs() else {}),
             "nodes": [n.to_dict() for n in self._nodes.values()],
             **({"notes": list(self.notes)} if self.notes else {}),
         }
@@ -474,12 +490,17 @@ class ArchGraph:
                 group=group,
                 module_path=module_path,
                 frozen=bool(raw.get("frozen", False)),
+                training_only=bool(raw.get("training_only", False)),
                 measured_shape=_to_shape(raw.get("measured_shape")),
             )
         outputs = data.get("outputs", [])
         if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
             raise GraphFormatError(f"{source}: 'outputs' must be a list of node names")
         g.outputs = outputs
+        aux = data.get("aux_outputs", [])
+        if not isinstance(aux, list) or not all(isinstance(o, str) for o in aux):
+            raise GraphFormatError(f"{source}: 'aux_outputs' must be a list of node names")
+        g.aux_outputs = aux
         notes = data.get("notes", [])
         if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
             raise GraphFormatError(f"{source}: 'notes' must be a list of strings")

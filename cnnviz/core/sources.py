@@ -53,10 +53,11 @@ def _from_zoo(name: str, input_shape: Sequence[int] | None, size: str) -> ArchGr
     # with opaque modules keeps them, and those must hold real weights: build again.
     model, shape = build(meta=True)
     shape = tuple(input_shape) if input_shape else tuple(shape)
-    graph = from_module(model, shape, name=name)
+    # Training branches too: GoogLeNet's auxiliary classifiers, marked training-only.
+    graph = from_module(model, shape, name=name, training_branches=True)
     if any(n.kind == "opaque" and isinstance(n.module, torch.nn.Module) for n in graph):
         model, _ = build(meta=False)
-        graph = from_module(model, shape, name=name)
+        graph = from_module(model, shape, name=name, training_branches=True)
     return graph
 
 

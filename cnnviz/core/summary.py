@@ -156,7 +156,9 @@ def _table_rows(
                 rows.append(
                     (
                         f"{indent}{parts[k - 1]}",
-                        "group",
+                        "group, training only"
+                        if all(graph[n].training_only for n in graph.nodes_in_group(g))
+                        else "group",
                         _shape_text(ga.output_shape),
                         _count_text(ga.total_params),
                         _macs_text(ga.macs),
@@ -175,6 +177,8 @@ def _table_rows(
             node = graph[name]
             what = str(node.params.get("type") or node.params.get("function") or "")
             kind = f"opaque {what.rpartition('.')[2]}".rstrip()
+        if graph[name].training_only:
+            kind += ", training only"
         rows.append(
             (
                 "  " * len(parts) + short + (" !" if r.error else ""),
@@ -227,6 +231,13 @@ def _table(graph: ArchGraph, a: Analysis, depth: int | None) -> str:
         for node, message in a.errors:
             fix = a.nodes[node].fix
             lines.append(f"  {node}: {message}" + (f"; fix: {fix}" if fix else ""))
+    extra = [n for n in graph if n.training_only]
+    if extra:
+        params = sum(a.nodes[n.name].total_params for n in extra)
+        lines.append(
+            f"Training only: {len(extra)} layers (auxiliary classifiers), {params:,} params, "
+            "counted in the params above; their MACs are not in the total (inference)."
+        )
     for note in graph.notes:
         lines.append(f"Note: {note}")
     return "\n".join(lines)

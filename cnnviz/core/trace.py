@@ -912,7 +912,11 @@ def _normalise_shapes(input_shape: Any) -> list[tuple[int, ...]]:
 
 
 def from_module(
-    module: nn.Module, input_shape: Sequence[int] | Sequence[Sequence[int]], name: str | None = None
+    module: nn.Module,
+    input_shape: Sequence[int] | Sequence[Sequence[int]],
+    name: str | None = None,
+    *,
+    training_branches: bool = False,
 ) -> ArchGraph:
     """Import ``module`` as a graph.
 
@@ -922,6 +926,10 @@ def from_module(
         input_shape: Shape of one sample, e.g. ``(3, 224, 224)``; a list of shapes for a
             model with several inputs.
         name: Model name; the class name by default.
+        training_branches: When modules holding parameters are not called in eval mode, trace
+            once more in training mode and add the layers that run only there (GoogLeNet's
+            auxiliary classifiers) as ``training_only`` nodes, with the extra outputs in
+            ``aux_outputs``. Off by default: the plain import is the inference graph.
 
     Returns:
         The graph. When fx cannot trace the model, a chain of the leaf modules recorded with
@@ -955,14 +963,90 @@ def from_module(
                 f"{_describe_exception(e)}"
             ) from None
         g = _convert(module, graph, env, shapes, name, mods)
-        _note_unused(module, g)
+        unused = _unused_parameters(module, g)
+        if unused and training_branches:
+            g = _with_training_branches(module, g, shapes, mods)
+            unused = _unused_parameters(module, g)
+        _note_unused(g, unused)
         return g
     finally:
         module.train(was_training)
 
 
-def _note_unused(module: nn.Module, g: ArchGraph) -> None:
-    """Say so when some parameters belong to modules the forward pass never calls."""
+def _with_training_branches(
+    module: nn.Module, g: ArchGraph, shapes: list[tuple[int, ...]], mods: _Modules
+) -> ArchGraph:
+    """``g`` (the eval graph) with the nodes that run only in training mode added.
+
+    The model is traced in training mode and measured in eval mode (the same shapes, and no
+    batch-norm statistics are updated). The eval graph must reappear in the training graph as
+    the ancestors of its first outputs, node for node; the other nodes become
+    ``training_only`` and the other outputs ``aux_outputs``. When that is not so (the forward
+    pass differs in other ways) or the training trace fails, ``g`` is returned unchanged.
+    """
+    try:
+        module.train()
+        fx_graph = _Tracer().trace(module)
+        module.eval()
+        env = _measure(module, fx_graph, shapes, mods=mods)
+        t = _convert(module, fx_graph, env, shapes, g.name, mods)
+    except Exception:
+        return g
+    finally:
+        module.eval()
+    if len(t.outputs) == 1:
+        # A namedtuple built from the outputs (GoogLeNetOutputs): its fields are the outputs.
+        last = t[t.outputs[0]]
+        target = getattr(last.module, "target", None)
+        if isinstance(target, type) and issubclass(target, tuple):
+            t.remove_node(last.name)
+            t.outputs = list(last.inputs)
+    k = len(g.outputs)
+    main: set[str] = set()
+    stack = list(t.outputs[:k])
+    while stack:
+        n = stack.pop()
+        if n not in main:
+            main.add(n)
+            stack.extend(t[n].inputs)
+    t_main = [n for n in t.nodes if n in main]
+    if len(t_main) != len(g) or len(t.outputs) <= k:
+        return g
+    rename = dict(zip(t_main, g.nodes, strict=True))
+    for tn, gn in rename.items():
+        a, b = t[tn], g[gn]
+        if (a.kind, a.params, a.module_path) != (b.kind, b.params, b.module_path) or [
+            rename.get(i) for i in a.inputs
+        ] != b.inputs:
+            return g
+    if [rename[o] for o in t.outputs[:k]] != g.outputs:
+        return g
+    # Function names may differ between the traces (an auxiliary ``flatten`` traced first takes
+    # the main one's name): the eval names stay, a clashing training-only name gets a suffix.
+    taken = set(g.nodes) | {n for n in t.nodes if n not in main}
+    for n in t.nodes:
+        if n not in main:
+            new, j = n, 1
+            if n in g.nodes:
+                while new in taken:
+                    new, j = f"{n}_{j}", j + 1
+                taken.add(new)
+            rename[n] = new
+    out = ArchGraph(g.name)
+    for n in t:
+        if n.name in main:
+            out.add_node(g[rename[n.name]])
+        else:
+            n.name, n.inputs, n.training_only = rename[n.name], [rename[i] for i in n.inputs], True
+            out.add_node(n)
+    out.outputs = list(g.outputs)
+    out.aux_outputs = [rename[o] for o in t.outputs[k:]]
+    out.notes = list(g.notes)
+    return out
+
+
+def _unused_parameters(module: nn.Module, g: ArchGraph) -> dict[str, int]:
+    """Parameter counts of the top-level modules whose parameters no node of ``g`` owns."""
     used = {n.module_path for n in g if n.module_path}
     unused: dict[str, int] = {}
     for pname, p in module.named_parameters():
@@ -973,6 +1057,11 @@ def _note_unused(module: nn.Module, g: ArchGraph) -> None:
             owner = _parent(pname) or pname
             top = owner.split(".")[0]
             unused[top] = unused.get(top, 0) + p.numel()
+    return unused
+
+
+def _note_unused(g: ArchGraph, unused: dict[str, int]) -> None:
+    """Say so when some parameters belong to modules the forward pass never calls."""
     if unused:
         total = sum(unused.values())
         where = ", ".join(f"{k} ({v:,})" for k, v in list(unused.items())[:5])
@@ -1168,13 +1257,14 @@ def from_torchvision(
     """Import a torchvision classification model (no weights are downloaded).
 
     Args:
-        name: e.g. ``resnet50``; googlenet and inception_v3 default to ``aux_logits=False``.
+        name: e.g. ``resnet50``; googlenet and inception_v3 default to ``aux_logits=False``
+            (with ``aux_logits=True`` their auxiliary heads become training-only nodes).
         input_shape: One sample's shape; default: the weights' evaluation resolution.
         **kwargs: Passed to the torchvision builder (``num_classes`` ...).
     """
     model = build_torchvision(name, meta=True, **kwargs)
     shape = tuple(input_shape) if input_shape else default_input_shape(name)
-    return from_module(model, shape, name=name)
+    return from_module(model, shape, name=name, training_branches=True)
 
 
 def load_object(spec: str) -> Any:
@@ -1227,7 +1317,7 @@ def _describe_user(e: BaseException, path: Path) -> str:
 
 def from_file(spec: str, input_shape: Sequence[int], name: str | None = None) -> ArchGraph:
     """Import ``path/file.py:ClassOrFactory``: the class is instantiated (or the factory called)
-    with no arguments, then traced.
+    with no arguments, then traced (with its training-only branches, see :func:`from_module`).
 
     Raises:
         SourceError: The file, name or construction failed, with the file and line.
@@ -1248,4 +1338,6 @@ def from_file(spec: str, input_shape: Sequence[int], name: str | None = None) ->
         raise SourceError(f"{spec}: {type(obj).__name__} is neither a module class nor a factory")
     if not isinstance(model, nn.Module):
         raise SourceError(f"{spec}: returned a {type(model).__name__}, not a torch nn.Module")
-    return from_module(model, input_shape, name=name or spec.rpartition(":")[2])
+    return from_module(
+        model, input_shape, name=name or spec.rpartition(":")[2], training_branches=True
+    )

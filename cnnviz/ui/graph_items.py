@@ -215,6 +215,8 @@ def card_text(vn: VisibleNode, graph: ArchGraph, analysis: Analysis | None) -> C
         shape = shape_text(na.output_shape) if na is not None else ""
         detail = describe(node)
         tip = f"{node.name}\n{detail}" + (f"\noutput {shape}" if shape else "")
+        if node.training_only:
+            tip += "\nruns in training only (an auxiliary classifier)"
         error = bool(na is not None and na.error)
         if error:
             tip = f"{node.name}: {na.error}" + (f"\nFix: {na.fix}" if na.fix else "")
@@ -243,6 +245,8 @@ def card_text(vn: VisibleNode, graph: ArchGraph, analysis: Analysis | None) -> C
         parent, _, tail = vn.group.rpartition(".")
         title = tail if parent and not tail.isdigit() else vn.group
         count = f"group of {n} layer{'s' if n != 1 else ''}"
+        if all(graph[name].training_only for name in vn.nodes):
+            count += ", training only"
     figures = f"{compact(params)} params" if params else "no parameters"
     if macs:
         figures += f" · {compact(macs)} MACs"

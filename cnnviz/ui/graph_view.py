@@ -398,6 +398,7 @@ class GraphView(QGraphicsView):
             depth = initial_depth(graph)
         self.state = self._state_for_depth(depth)
         self._selected = ("", False)
+        self.setSceneRect(QRectF())  # the scene's own rectangle (anchors may have grown it)
         self._rebuild()
         self._rebuild_depth_menu()
         names = list(graph.nodes) + graph.groups()
@@ -503,9 +504,14 @@ class GraphView(QGraphicsView):
             return
         now = QPointF(self.mapFromScene(p))
         dx, dy = now.x() - at.x(), now.y() - at.y()
-        h, v = self.horizontalScrollBar(), self.verticalScrollBar()
-        h.setValue(h.value() + round(dx))
-        v.setValue(v.value() + round(dy))
+        # Where the visible area must go for the anchor to stay put. The view's scrollable
+        # area takes it in: a scene smaller than the viewport would otherwise be centred and
+        # the anchor jump (GoogLeNet's auxiliary heads make its scene lopsided).
+        scale = self.zoom() or 1.0
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        wanted = visible.translated(dx / scale, dy / scale)
+        self.setSceneRect(self.graph_scene.sceneRect().united(wanted))
+        self.centerOn(wanted.center())
 
     # ----------------------------------------------------------------- open and close
     def toggle(self, item_id: str) -> bool:
@@ -863,6 +869,7 @@ class GraphView(QGraphicsView):
         rect = self.graph_scene.sceneRect()
         if rect.isEmpty():
             return
+        self.setSceneRect(QRectF())  # no blank margins left over from kept anchors
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
         if self.zoom() > 1.5:
             self.set_zoom(1.5)

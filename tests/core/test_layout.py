@@ -528,6 +528,16 @@ def test_any_collapse_set_is_valid_and_expanding_is_stable(name, data):
 
     above0, left0 = _order_facts(lay, ignore)
     above1, left1 = _order_facts(after, ignore)
+    # A training-only side branch (GoogLeNet's auxiliary classifiers) ends nowhere on the main
+    # path: it hangs beside it, and opening a block in it lengthens it past main-path items
+    # that it used to end above, and it comes beside others. Its order against the main path
+    # is therefore not promised.
+    aux = {i.id for i in lay.items if all(g[n].training_only for n in i.nodes)}
+
+    def promised(pairs: set) -> set:
+        return {(a, b) for a, b in pairs if (a in aux) == (b in aux)}
+
+    above0, left0, above1, left1 = map(promised, (above0, left0, above1, left1))
     assert above0 <= above1
     assert left0 == left1
 
