@@ -20,7 +20,8 @@ momentum on shapes:
   live curves, and ``train()`` in the real :class:`~cnnviz.ui.workers.TrainWorker` (signals
   throttled to 20 a second, curves redrawn from them). A slot resumes the worker and an
   observer pauses it again after the slot's steps (``configure_main_thread`` first, as the
-  app does at start-up).
+  app does at start-up). It also prints (stderr) how busy the GUI thread was during its
+  slots, in % of a core: the GUI's own work is what the trainer loses to it.
 
 Each variant lives in its own interpreter, because what the main thread did before (which
 OpenMP thread teams exist) is exactly what is measured. The machine is shared and its load
@@ -203,15 +204,21 @@ def _serve_gui(model, data, batch: int, warm: int, steps: int) -> None:
                 slot_done.set()
         return None
 
+    gui_clock = time.pthread_getcpuclockid(threading.main_thread().ident)
+    gui_cpu = {"cpu": 0.0, "wall": 0.0}
+
     def relay() -> None:
         slot_done.wait()
         print("ready", flush=True)
         while sys.stdin.readline().strip() == "go":
             slot_done.clear()
             state["target"] = state["count"] + steps
+            cpu0 = time.clock_gettime(gui_clock)
             start = time.perf_counter()
             control.resume()
             slot_done.wait()
+            gui_cpu["cpu"] += time.clock_gettime(gui_clock) - cpu0
+            gui_cpu["wall"] += state["end"] - start
             print(f"{steps * batch / (state['end'] - start):.3f}", flush=True)
         quit_asked.set()
 
@@ -228,7 +235,14 @@ def _serve_gui(model, data, batch: int, warm: int, steps: int) -> None:
     timer.start(50)
     app.exec()
     redraws = panel.curves.redraw_count
-    print(f"gui_worker: {redraws} curve redraws", file=sys.stderr)
+    share = gui_cpu["cpu"] / gui_cpu["wall"] if gui_cpu["wall"] else math.nan
+    # The GUI thread's own CPU time during the timed slots: what it takes from the trainer,
+    # whose threads share the GIL and the cores with it.
+    print(
+        f"gui_worker: {redraws} curve redraws; GUI thread busy {100 * share:.1f}% of a core "
+        "while training",
+        file=sys.stderr,
+    )
 
 
 def _interleaved(model_key: str, env: dict[str, str]) -> dict[str, list[float]]:
