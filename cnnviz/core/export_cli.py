@@ -23,21 +23,10 @@ FORMATS = ("python", "json", "onnx")
 _SUFFIX = {".py": "python", ".json": "json", ".onnx": "onnx"}
 
 
-def _shape(text: str) -> tuple[int, ...]:
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"input shape {text!r} is not of the form CxHxW, e.g. 3x224x224"
-        ) from None
-    if not shape or any(s <= 0 for s in shape):
-        raise argparse.ArgumentTypeError(f"input shape {text!r} must be positive integers")
-    return shape
-
-
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of ``cnnviz export``."""
+    from cnnviz.cli import _parse_shape  # here: cnnviz.cli imports this module
+
     p.add_argument(
         "source",
         help="zoo name (resnet18, ...), torchvision:NAME, path/file.py:NAME or an "
@@ -55,7 +44,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         default=None,
         help="file to write; python and json go to standard output without it",
     )
-    p.add_argument("--input", type=_shape, default=None, help="input shape CxHxW")
+    p.add_argument("--input", type=_parse_shape, default=None, help="input shape CxHxW")
     p.add_argument(
         "--size",
         choices=("teaching", "original"),

@@ -26,6 +26,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cnnviz train`` to ``parser``."""
+    from cnnviz.cli import _parse_shape  # here: cnnviz.cli imports this module
+
     parser.add_argument(
         "source",
         help="zoo name (lenet5, resnet18, ...), torchvision:NAME, path/file.py:NAME or an "
@@ -54,7 +56,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="zoo models: the small teaching version (default) or the paper's",
     )
     parser.add_argument(
-        "--input", default=None, help="model input shape CxHxW (default: the model's own)"
+        "--input",
+        type=_parse_shape,
+        default=None,
+        help="model input shape CxHxW (default: the model's own)",
     )
     parser.add_argument(
         "--data-dir",
@@ -82,18 +87,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object per line per epoch, on stdout"
     )
-
-
-def _parse_shape(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        shape = tuple(int(p) for p in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise CnnvizError(f"--input {text!r} is not of the form CxHxW, e.g. 3x32x32") from None
-    if any(s <= 0 for s in shape):
-        raise CnnvizError(f"--input {text!r} must be positive integers")
-    return shape
 
 
 def _number(value: float | None) -> float | None:
@@ -169,7 +162,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         device = pick_device(args.device)
     except ValueError as exc:
         raise CnnvizError(str(exc)) from None
-    graph = load_source(args.source, input_shape=_parse_shape(args.input), size=args.size)
+    graph = load_source(args.source, input_shape=args.input, size=args.size)
     analysis = analyse(graph)
     if analysis.errors:
         name, error = analysis.errors[0]
