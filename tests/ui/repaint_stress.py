@@ -12,8 +12,6 @@ import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import pyqtgraph as pg  # noqa: E402
 from PySide6.QtCore import QRectF  # noqa: E402
 from PySide6.QtGui import QColor, QPainter  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
@@ -51,16 +49,17 @@ def main(repaints: int) -> None:
     view = QGraphicsView(scene)
     view.resize(200, 240)
     view.show()
-    plot = pg.PlotWidget()
-    curve = plot.plot(np.arange(50.0), np.sin(np.arange(50.0)))
-    plot.resize(200, 150)
-    plot.show()
+    from cnnviz.ui.plots import TrainingCurvesView
+
+    curves = TrainingCurvesView()  # its paintEvent is a Python override too
+    curves.resize(400, 150)
+    curves.show()
     app.processEvents()
     for i in range(repaints):
         view.viewport().repaint()
         if i % 10 == 0:
-            curve.setData(np.arange(50.0), np.sin(np.arange(50.0) + i))
-            plot.repaint()
+            curves.add_point(i / 1000, train_loss=1.0 / (1 + i / 1000))
+            curves.repaint()
     print(paint_calls, flush=True)
 
 

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+import math
+import time
 
-from cnnviz.ui.plots import MAX_REDRAWS_PER_S, TrainingCurvesView, nice_ceiling
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QColor, QImage
+
+from cnnviz.ui.plots import (
+    MAX_REDRAWS_PER_S,
+    TRAIN_COLOUR,
+    TrainingCurvesView,
+    nice_ceiling,
+    nice_ticks,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,8 +82,129 @@ def test_many_points_are_coalesced_into_few_redraws(qtbot, shown):
         shown.add_point(i / 100, train_loss=1.0 / (i + 1))
     qtbot.waitUntil(lambda: shown.drawn_points("train_loss") == 500, timeout=2000)
     assert shown.redraw_count - before <= 2
-    # 20 a second at most: a burst over 0.3 s cannot redraw more than about 7 times.
-    assert MAX_REDRAWS_PER_S == 20
+
+
+def test_a_steady_stream_of_points_redraws_at_most_the_cap(qtbot, shown):
+    before = shown.redraw_count
+    start = time.perf_counter()
+    i = 0
+    while time.perf_counter() - start < 1.0:  # a point every 5 ms, as a fast trainer reports
+        shown.add_point(i / 100, train_loss=1.0 / (i + 1))
+        i += 1
+        qtbot.wait(5)
+    elapsed = time.perf_counter() - start
+    redraws = shown.redraw_count - before
+    assert 2 <= redraws <= MAX_REDRAWS_PER_S * elapsed + 2
+
+
+@pytest.mark.parametrize(
+    ("top", "count", "values", "labels"),
+    [
+        (2.5, 5, [0, 0.5, 1.0, 1.5, 2.0, 2.5], ["0.0", "0.5", "1.0", "1.5", "2.0", "2.5"]),
+        (100.0, 5, [0, 20, 40, 60, 80, 100], ["0", "20", "40", "60", "80", "100"]),
+        # 0.0012 / 5 = 0.00024 -> a step of 0.00025: four ticks, the fifth would pass the top
+        (0.0012, 5, [0, 0.00025, 0.0005, 0.00075, 0.001], None),
+        (0.012, 6, [0, 0.002, 0.004, 0.006, 0.008, 0.010, 0.012], None),
+        (1.0, 4, [0, 0.25, 0.5, 0.75, 1.0], ["0.00", "0.25", "0.50", "0.75", "1.00"]),
+        (3e-5, 3, [0, 1e-5, 2e-5, 3e-5], ["0", "1e-5", "2e-5", "3e-5"]),
+    ],
+)
+def test_ticks_are_round_steps_with_the_decimals_they_need(top, count, values, labels):
+    got_values, got_labels = nice_ticks(top, count)
+    assert got_values == pytest.approx(values)
+    if labels is not None:
+        assert got_labels == labels
+    # The label reads back as the value: no 0.0011 for 0.0012, no 0.30000000000000004.
+    for value, label in zip(got_values, got_labels, strict=True):
+        assert float(label) == pytest.approx(value, abs=1e-12)
+        assert len(label) <= 7
+
+
+def _colour_near(image: QImage, point: QPointF, colour: str, radius: int = 2) -> bool:
+    """True when a pixel within ``radius`` of ``point`` is close to ``colour``."""
+    want = QColor(colour)
+    ratio = image.devicePixelRatio()
+    cx, cy = round(point.x() * ratio), round(point.y() * ratio)
+    for dx in range(-radius, radius + 1):
+        for dy in range(-radius, radius + 1):
+            pixel = image.pixelColor(cx + dx, cy + dy)
+            if (
+                abs(pixel.red() - want.red())
+                + abs(pixel.green() - want.green())
+                + abs(pixel.blue() - want.blue())
+                < 60
+            ):
+                return True
+    return False
+
+
+def test_a_point_is_drawn_where_its_value_lies_on_the_axes(qtbot, shown):
+    # A flat loss of 1.0 over 0..2 epochs: the axis ends at nice_ceiling(1.05) = 1.2, so the
+    # line lies 1.0 / 1.2 of the frame's height above its bottom edge.
+    for i in range(21):
+        shown.add_point(i / 10, train_loss=1.0)
+    qtbot.waitUntil(lambda: shown.drawn_points("train_loss") == 21, timeout=2000)
+    image = shown.grab().toImage()
+    frame = shown.plot_rect("loss")
+    y = frame.bottom() - frame.height() * (1.0 / 1.2)
+    x = frame.left() + frame.width() * 0.5  # epoch 1 of 2
+    assert _colour_near(image, QPointF(x, y), TRAIN_COLOUR)
+    assert shown.map_to_widget("loss", 1.0, 1.0) == QPointF(x, y)
+    # Nothing of the curve at a loss of 0.5 in the same place.
+    below = frame.bottom() - frame.height() * (0.5 / 1.2)
+    assert not _colour_near(image, QPointF(x, below), TRAIN_COLOUR)
+    assert shown.tick_labels("loss", "y")[-1] == "1.2"
+
+
+def test_drawing_point_by_point_looks_like_drawing_at_once(qtbot, shown):
+    """The cached image, grown one redraw at a time, matches a fresh paint of every point."""
+    for i in range(60):
+        shown.add_point(
+            0.05 * i, train_loss=2.0 * math.exp(-i / 20), train_accuracy=1 - math.exp(-i / 20)
+        )
+        if i % 20 == 19:
+            shown.add_point(0.05 * i, val_loss=2.1 * math.exp(-i / 20), val_accuracy=0.5)
+        if i % 6 == 5:
+            drawn = shown.redraw_count
+            qtbot.waitUntil(lambda drawn=drawn: shown.redraw_count > drawn, timeout=2000)
+    qtbot.waitUntil(lambda: shown.drawn_points("train_loss") == 60, timeout=2000)
+    incremental = shown.grab().toImage()
+    shown.resize(shown.width() + 1, shown.height())
+    shown.resize(shown.width() - 1, shown.height())  # the cache is painted afresh
+    fresh = shown.grab().toImage()
+    assert incremental.size() == fresh.size()
+    width, height = fresh.width(), fresh.height()
+    differing = sum(
+        1
+        for x in range(0, width, 2)
+        for y in range(0, height, 2)
+        if abs(incremental.pixelColor(x, y).lightness() - fresh.pixelColor(x, y).lightness()) > 40
+    )
+    assert differing / ((width // 2) * (height // 2)) < 0.002
+
+
+def test_a_one_batch_spike_survives_thinning_a_long_curve(qtbot, shown):
+    # 20,000 points across a frame some 300 pixels wide are thinned to two per pixel column;
+    # the column holding the spike keeps its highest point.
+    xs = np.arange(20_000) / 1000.0
+    for x in xs:
+        shown.add_point(float(x), train_loss=0.5 if x != 10.0 else 2.0)
+    qtbot.waitUntil(lambda: shown.drawn_points("train_loss") == 20_000, timeout=5000)
+    shown.resize(shown.width() + 1, shown.height())  # a fresh paint: the thinned path
+    image = shown.grab().toImage()
+    top = shown.map_to_widget("loss", 10.0, 1.9)
+    assert _colour_near(image, top, TRAIN_COLOUR, radius=2)
+
+
+def test_hovering_shows_the_nearest_values(shown):
+    shown.add_point(0.5, train_loss=1.4)
+    shown.add_point(1.0, train_loss=1.0, val_loss=1.1)
+    shown.add_point(1.5, train_loss=0.8)
+    found = shown.values_at("loss", 1.1)
+    assert ("train (smoothed)", 1.0, 1.0) in found
+    assert ("validation", 1.0, 1.1) in found
+    assert shown.values_at("loss", 1.4)[0] == ("train (smoothed)", 1.5, 0.8)
+    assert shown.values_at("lr", 1.0) == []
 
 
 def test_a_hidden_view_does_not_redraw_and_catches_up_when_shown(qtbot, shown):
