@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -1055,9 +1057,9 @@ class ProbeObserver:
 
     Called in the training thread after each report as ``observer(model, report)``, it captures
     the chosen layer's activations and filters (and the first layer's filters) every
-    ``every_n_steps`` steps, at every epoch end, and at the next report after
-    :meth:`capture_now`. The captures run on the probe batch only, in eval mode, without
-    gradients, while training waits: the training batch is never copied.
+    ``every_n_steps`` steps (and at least ``min_interval_s`` apart), at every epoch end, and at
+    the next report after :meth:`capture_now`. The captures run on the probe batch only, in
+    eval mode, without gradients, while training waits: the training batch is never copied.
 
     :meth:`set_layer`, :meth:`capture_now` and :meth:`request_confusion` may be called from
     any thread.
@@ -1068,6 +1070,9 @@ class ProbeObserver:
         analysis: The graph's analysis (computed when not given).
         layer: The layer to capture; None for the first convolution.
         every_n_steps: Steps between two captures.
+        min_interval_s: Seconds at least between two periodic captures: a small net makes
+            many steps a second, and a capture shown more often than a person can follow
+            only takes time from training (and from the GUI thread that paints it).
         data: The data set, for a confusion matrix when one is asked for.
         timeline: Where each capture is also kept, or None.
     """
@@ -1081,9 +1086,14 @@ class ProbeObserver:
         every_n_steps: int = 20,
         data: DatasetBundle | None = None,
         timeline: Timeline | None = None,
+        min_interval_s: float = 0.0,
     ) -> None:
         if every_n_steps < 1:
             raise ProbeError(f"every_n_steps must be at least 1, got {every_n_steps}")
+        if not min_interval_s >= 0:
+            raise ProbeError(f"min_interval_s must be at least 0, got {min_interval_s}")
+        self.min_interval_s = min_interval_s
+        self._last_time = -math.inf
         self.graph = graph
         self.batch = batch
         self.analysis = analysis if analysis is not None else analyse(graph)
@@ -1148,10 +1158,14 @@ class ProbeObserver:
                 self._now
                 or kind != "step"
                 or self._last_step is None
-                or step - self._last_step >= self.every_n_steps
+                or (
+                    step - self._last_step >= self.every_n_steps
+                    and time.monotonic() - self._last_time >= self.min_interval_s
+                )
             )
             if not due:
                 return None
+            self._last_time = time.monotonic()
             layer = self._layer
             confusion = self._confusion and self.data is not None
             cam, rf = self._cam, self._rf

@@ -45,6 +45,10 @@ from cnnviz.ui.receptive_field_view import ReceptiveFieldView
 
 CAPTURE_EVERY_N_STEPS = 10
 """Steps between two captures during training (each costs one forward of the probe batch)."""
+CAPTURE_MIN_INTERVAL_S = 1.0
+"""Seconds at least between two captures during training: LeNet-5 makes 10 steps in a tenth
+of a second, and every capture shown repaints the activation maps in the GUI thread, whose time
+is taken from training (``benchmarks/training.py``)."""
 PROBE_IMAGES = 8
 CACHE_BYTES = 32 * 2**20
 """Outside training, keep every node's output for the probe batch when it fits in this: one
@@ -395,6 +399,7 @@ class ProbePanel(QWidget):
             layer=self.layer,
             every_n_steps=CAPTURE_EVERY_N_STEPS,
             data=data,
+            min_interval_s=CAPTURE_MIN_INTERVAL_S,
         )
 
     @Slot(object)

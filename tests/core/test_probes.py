@@ -528,6 +528,36 @@ def test_observer_layer_and_capture_requests_from_another_thread(shapes):
     assert observer(model, _Report(5)) is None
 
 
+def test_observer_waits_min_interval_between_periodic_captures(shapes, monkeypatch):
+    graph = load_source("lenet5", size="teaching")
+    model = build_module(graph)
+    clock = [100.0]
+    monkeypatch.setattr("cnnviz.core.probes.time.monotonic", lambda: clock[0])
+    observer = ProbeObserver(
+        graph, ProbeBatch.from_dataset(shapes, n=2), every_n_steps=2, min_interval_s=1.0
+    )
+
+    class _Report:
+        epoch = 1
+
+        def __init__(self, step: int, kind: str = "step") -> None:
+            self.global_step = step
+            self.kind = kind
+
+    assert observer(model, _Report(1)) is not None  # the starting point
+    clock[0] += 0.3
+    assert observer(model, _Report(3)) is None  # two steps on, but only 0.3 s
+    clock[0] += 0.3
+    assert observer(model, _Report(5)) is None
+    assert observer(model, _Report(6, kind="epoch")) is not None  # an epoch end: always
+    clock[0] += 1.0
+    assert observer(model, _Report(7)) is None  # a second on, but one step
+    assert observer(model, _Report(8)) is not None  # both: due
+    assert observer.captures == 3
+    with pytest.raises(ProbeError):
+        ProbeObserver(graph, ProbeBatch.from_dataset(shapes, n=2), min_interval_s=-1.0)
+
+
 def test_probe_batch_from_dataset_varies_classes(shapes):
     batch = ProbeBatch.from_dataset(shapes, n=10)
     assert sorted(batch.labels.tolist()) == list(range(10))
