@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -55,6 +56,11 @@ _NUMBER_FIELDS = {
     "epochs": int,
     "seed": int,
 }
+# The progress bar's text (batch, time left, images/s) changes at most this often: read at
+# 20 changes a second it is a blur, and each change repaints the bar in the GUI thread, whose
+# time is taken from training (benchmarks/training.py). Epoch reports always show.
+PROGRESS_INTERVAL_S = 0.25
+
 _ERROR_STYLE = "color: #b3261e;"
 _INFO_STYLE = "color: #39414d;"
 _OK_STYLE = "color: #2e6b34;"
@@ -109,6 +115,11 @@ class TrainingPanel(QWidget):
         self._observer: Callable[[Any, Any], object | None] | None = None
         self._epoch_offset = 0.0
         self._rate: float | None = None
+        self._progress_shown_at = -math.inf
+        self._progress_waiting: Any | None = None
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setSingleShot(True)
+        self._progress_timer.timeout.connect(self._on_progress_timer_timeout)
         self._previous_report: Any = None
         self._smoothed: tuple[float, float] | None = None
         self._run_batch_size = 0
@@ -547,6 +558,7 @@ class TrainingPanel(QWidget):
         self.worker = worker
         self._run_batch_size = config.batch_size
         self._rate = None
+        self._progress_shown_at = -math.inf
         self._previous_report = None
         self._smoothed = None
         self.download_button.hide()
@@ -771,6 +783,8 @@ class TrainingPanel(QWidget):
 
         worker.wait()
         self.worker = None
+        self._progress_timer.stop()
+        self._progress_waiting = None
         worker.deleteLater()
         kind = last.kind if last is not None else ("stopped" if worker.error is None else "failed")
         if last is not None:
@@ -805,6 +819,24 @@ class TrainingPanel(QWidget):
             # A smoothed rate: a single window of 50 ms jumps with every validation pass.
             self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
         self._previous_report = report
+        wait = self._progress_shown_at + PROGRESS_INTERVAL_S - time.perf_counter()
+        if report.kind == "step" and wait > 0:
+            # Shown when the interval is over, unless a newer report comes first.
+            self._progress_waiting = report
+            if not self._progress_timer.isActive():
+                self._progress_timer.start(int(wait * 1000) + 1)
+            return
+        self._write_progress(report)
+
+    @Slot()
+    def _on_progress_timer_timeout(self) -> None:
+        if self._progress_waiting is not None and self.worker is not None:
+            self._write_progress(self._progress_waiting)
+
+    def _write_progress(self, report: Any) -> None:
+        self._progress_waiting = None
+        self._progress_timer.stop()
+        self._progress_shown_at = time.perf_counter()
         total = max(1, report.steps_per_epoch * report.epochs)
         self.progress.setValue(int(1000 * report.global_step / total))
         parts = [f"Epoch {report.epoch}/{report.epochs}"]

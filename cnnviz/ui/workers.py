@@ -57,8 +57,9 @@ class TrainingImportWorker(ImportWorker):
     MODULES = ("torch._dynamo", "torch.optim")
 
 
-# A person sees about 20 changes a second; more step reports only cost the GUI thread time.
-STEP_SIGNAL_INTERVAL_S = 0.05
+# Ten step reports a second draw a curve that moves smoothly; each one costs the GUI thread,
+# and on 2 cores every millisecond of it is taken from training (benchmarks/training.py).
+STEP_SIGNAL_INTERVAL_S = 0.1
 
 _log = logging.getLogger(__name__)
 
