@@ -92,7 +92,7 @@ def _child(model_key: str, variant: str) -> None:
     model.zero_grad(set_to_none=True)
 
     if variant == "gui_worker":
-        _serve_gui(model, data, batch, warm, steps)
+        _serve_gui(name, data, batch, warm, steps)
         return
     if variant.startswith("bare_main"):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -167,18 +167,38 @@ def _child(model_key: str, variant: str) -> None:
     worker.join()
 
 
-def _serve_gui(model, data, batch: int, warm: int, steps: int) -> None:
-    """The ``gui_worker`` variant: the event loop in the main thread, a relay thread on stdin."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+def _serve_gui(name: str, data, batch: int, warm: int, steps: int) -> None:
+    """The ``gui_worker`` variant: the event loop in the main thread, a relay thread on stdin.
 
+    It trains what the app trains: the model built from the zoo entry's graph (the app's
+    ``GraphModel``), with the activation probe attached and shown beside the curves.
+    """
+    import torch
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QHBoxLayout, QWidget
+
+    from cnnviz.core.analysis import analyse
+    from cnnviz.core.sources import load_source
     from cnnviz.core.training import TrainConfig, TrainControl
+    from cnnviz.ui.probe_panel import ProbePanel
     from cnnviz.ui.training_panel import TrainingPanel
 
     app = QApplication.instance() or QApplication([])
+    graph = load_source(name, size="teaching")
+    analysis = analyse(graph)
+    window = QWidget()  # the Training and Activations docks side by side, as on a wide screen
+    layout = QHBoxLayout(window)
     panel = TrainingPanel()
-    panel.resize(1300, 320)
-    panel.show()
+    probes = ProbePanel()
+    layout.addWidget(panel, 3)
+    layout.addWidget(probes, 2)
+    panel.set_model(graph, analysis)
+    probes.set_model(graph, analysis)
+    probes.attach_training_panel(panel)
+    window.resize(1900, 420)
+    window.show()
+    torch.manual_seed(0)
+    model = panel.ensure_model()
     config = TrainConfig(
         optimizer="sgd",
         lr=0.01,
@@ -194,15 +214,17 @@ def _serve_gui(model, data, batch: int, warm: int, steps: int) -> None:
     slot_done = threading.Event()
     quit_asked = threading.Event()
 
-    def observer(_model, report):
-        # Runs in the worker thread after every step: pause at the slot's last step.
+    def observer(model, report):
+        # Runs in the worker thread after every report: the probe's own observer first (it
+        # captures every few steps), then a pause at the slot's last step.
+        result = probes.observe(model, report)
         if report.kind == "step":
             state["count"] += 1
             if state["count"] >= state["target"]:
                 state["end"] = time.perf_counter()
                 control.pause()
                 slot_done.set()
-        return None
+        return result
 
     gui_clock = time.pthread_getcpuclockid(threading.main_thread().ident)
     gui_cpu = {"cpu": 0.0, "wall": 0.0}
@@ -227,20 +249,24 @@ def _serve_gui(model, data, batch: int, warm: int, steps: int) -> None:
             panel.shutdown()
             app.quit()
 
+    shown = {"probes": 0}
+    panel.sig_probe.connect(lambda _bundle: shown.__setitem__("probes", shown["probes"] + 1))
     panel.set_observer(observer)
-    panel.start_run(model, data, config, control)
+    # Data as a function, as the window passes it: the probe starts on sig_data_ready.
+    panel.start_run(model, lambda: data, config, control)
     threading.Thread(target=relay, daemon=True).start()
     timer = QTimer()
     timer.timeout.connect(poll_quit)
     timer.start(50)
     app.exec()
     redraws = panel.curves.redraw_count
+    captures = shown["probes"]
     share = gui_cpu["cpu"] / gui_cpu["wall"] if gui_cpu["wall"] else math.nan
     # The GUI thread's own CPU time during the timed slots: what it takes from the trainer,
     # whose threads share the GIL and the cores with it.
     print(
-        f"gui_worker: {redraws} curve redraws; GUI thread busy {100 * share:.1f}% of a core "
-        "while training",
+        f"gui_worker: {redraws} curve redraws, {captures} activation captures shown; GUI thread "
+        f"busy {100 * share:.1f}% of a core while training",
         file=sys.stderr,
     )
 
