@@ -17,11 +17,13 @@ momentum on shapes:
   the fix cnnviz adopts (see ``cnnviz/core/training.py``);
 - ``gui_worker``: the app as the user runs it: an offscreen ``QApplication`` whose main thread
   runs the Qt event loop, a :class:`~cnnviz.ui.training_panel.TrainingPanel` shown with its
-  live curves, and ``train()`` in the real :class:`~cnnviz.ui.workers.TrainWorker` (signals
-  throttled to 20 a second, curves redrawn from them). A slot resumes the worker and an
-  observer pauses it again after the slot's steps (``configure_main_thread`` first, as the
-  app does at start-up). It also prints (stderr) how busy the GUI thread was during its
-  slots, in % of a core: the GUI's own work is what the trainer loses to it.
+  live curves beside a :class:`~cnnviz.ui.probe_panel.ProbePanel` showing the activation
+  probe, and ``train()`` of the model built from the zoo entry's graph (what the app trains)
+  in the real :class:`~cnnviz.ui.workers.TrainWorker` (step signals throttled to 10 a second,
+  curves redrawn from them, probe captures at least a second apart). A slot resumes the
+  worker and an observer pauses it again after the slot's steps (``configure_main_thread``
+  first, as the app does at start-up). It also prints (stderr) how busy the GUI thread was
+  during its slots, in % of a core: the GUI's own work is what the trainer loses to it.
 
 Each variant lives in its own interpreter, because what the main thread did before (which
 OpenMP thread teams exist) is exactly what is measured. The machine is shared and its load
