@@ -66,6 +66,22 @@ MODELS = {
 }
 
 
+def _slot_config(batch: int):
+    """What every ``train()`` variant trains with: SGD as the bare loop, a report per step."""
+    from cnnviz.core.training import TrainConfig
+
+    return TrainConfig(
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.9,
+        batch_size=batch,
+        epochs=1000,  # never reached: the slots end the run
+        device="cpu",
+        report_every_n_steps=1,
+        seed=0,
+    )
+
+
 def _child(model_key: str, variant: str) -> None:
     """Serve one variant: set up, warm up, then time one slot per ``go`` line on stdin."""
     import queue
@@ -75,7 +91,7 @@ def _child(model_key: str, variant: str) -> None:
 
     from cnnviz.core import zoo
     from cnnviz.core.data import load_dataset
-    from cnnviz.core.training import TrainConfig, configure_main_thread, train
+    from cnnviz.core.training import configure_main_thread, train
 
     if variant in ("train_thread_fixed", "gui_worker"):
         configure_main_thread()  # first, as the GUI does at start-up
@@ -114,16 +130,7 @@ def _child(model_key: str, variant: str) -> None:
                 loss.backward()
                 optimizer.step()
     else:
-        config = TrainConfig(
-            optimizer="sgd",
-            lr=0.01,
-            momentum=0.9,
-            batch_size=batch,
-            epochs=1000,
-            device="cpu",
-            report_every_n_steps=1,
-            seed=0,
-        )
+        config = _slot_config(batch)
         reports = None  # created in the thread that consumes it
 
         def run_steps(count: int) -> None:
@@ -181,7 +188,7 @@ def _serve_gui(name: str, data, batch: int, warm: int, steps: int) -> None:
 
     from cnnviz.core.analysis import analyse
     from cnnviz.core.sources import load_source
-    from cnnviz.core.training import TrainConfig, TrainControl
+    from cnnviz.core.training import TrainControl
     from cnnviz.ui.probe_panel import ProbePanel
     from cnnviz.ui.training_panel import TrainingPanel
 
@@ -201,16 +208,7 @@ def _serve_gui(name: str, data, batch: int, warm: int, steps: int) -> None:
     window.show()
     torch.manual_seed(0)
     model = panel.ensure_model()
-    config = TrainConfig(
-        optimizer="sgd",
-        lr=0.01,
-        momentum=0.9,
-        batch_size=batch,
-        epochs=1000,
-        device="cpu",
-        report_every_n_steps=1,
-        seed=0,
-    )
+    config = _slot_config(batch)
     control = TrainControl()
     state = {"count": 0, "target": warm, "end": 0.0}
     slot_done = threading.Event()
