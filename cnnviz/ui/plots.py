@@ -335,7 +335,7 @@ class TrainingCurvesView(QWidget):
         painter = QPainter(image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-        self._layout(painter)
+        self._layout()
         for plot in self._plots.values():
             self._paint_frame(painter, plot)
             self._paint_legend(painter, plot)
@@ -387,7 +387,7 @@ class TrainingCurvesView(QWidget):
             self._font_cache = (QFont(self.font()), title, small)
         return self._font_cache[1], self._font_cache[2]
 
-    def _layout(self, painter: QPainter) -> None:
+    def _layout(self) -> None:
         """Place the three frames: the loss and accuracy twice the width of the rate."""
         title_font, small = self._fonts()
         title_height = QFontMetricsF(title_font).height()
@@ -413,7 +413,6 @@ class TrainingCurvesView(QWidget):
             plot.cell_width = cell
             plot.rect = QRectF(frame_left, margin + title_height + 4, frame_width, frame_height)
             left += cell + gap
-        painter.setFont(small)
 
     def _map(self, plot: _Plot, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rect = plot.rect
