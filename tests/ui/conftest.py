@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import weakref
 
 import pytest
@@ -43,3 +44,27 @@ def no_thread_left_running(qtbot):
             thread.wait(5000)
         names = ", ".join(type(t).__name__ for t in alive)
         pytest.fail(f"test left {len(alive)} QThread(s) running: {names}")
+
+
+@pytest.fixture(autouse=True)
+def widgets_live_until_closed(qtbot):
+    """Keeps every widget given to ``qtbot.addWidget`` alive until pytest-qt has closed it.
+
+    pytest-qt holds them by weak reference and processes events once more after the test
+    function has returned. A widget that only a reference cycle still holds (its signals
+    connected to its own methods) may then be collected by the garbage collector in the middle
+    of painting itself, and Qt crashes on the painter's freed device ("QPaintDevice: Cannot
+    destroy paint device that is being painted", then a segmentation fault). In the app the
+    window holds its widgets; here this fixture does, and they are collected after closing.
+    """
+    kept: list[object] = []
+    add_widget = qtbot.addWidget
+
+    def keep_and_add(widget, *args, **kwargs):
+        kept.append(widget)
+        return add_widget(widget, *args, **kwargs)
+
+    qtbot.addWidget = keep_and_add
+    yield
+    kept.clear()
+    gc.collect()
