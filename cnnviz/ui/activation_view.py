@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from cnnviz.core.probes import ActivationSnapshot
 from cnnviz.ui import colormaps
+from cnnviz.ui.live_text import LiveText
 
 SCALINGS = ("per channel", "shared")
 DEAD_COLOUR = QColor(220, 60, 60)
@@ -69,6 +70,7 @@ class ImageStrip(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._images: list[QImage] = []
+        self._shown = np.zeros((0, 1, 1, 1), np.uint8)
         self._names: list[str] = []
         self.current = 0
         self.setFixedHeight(self.THUMB + 6)
@@ -76,6 +78,9 @@ class ImageStrip(QWidget):
 
     def set_images(self, images: np.ndarray, names: list[str]) -> None:
         """Show ``images`` (uint8 ``(N, H, W, C)``) with tooltips ``names``."""
+        if names == self._names and np.array_equal(images, self._shown):
+            return  # every capture during training brings the same probe images
+        self._shown = np.array(images)
         self._images = [colormaps.qimage(colormaps.as_rgb(im)) for im in images]
         self._names = names
         self.current = min(self.current, max(0, len(self._images) - 1))
@@ -347,9 +352,9 @@ class ActivationView(QWidget):
         self.class_names: tuple[str, ...] = ()
         self._rgb: np.ndarray | None = None
 
-        self.title = QLabel("Select a layer to see its activation maps.")
+        # Both change with every capture while training: LiveText, not QLabel (see there).
+        self.title = LiveText("Select a layer to see its activation maps.")
         self.title.setObjectName("probeTitle")
-        self.title.setTextFormat(Qt.TextFormat.RichText)
         self.scaling = QComboBox()
         self.scaling.addItems(list(SCALINGS))
         self.scaling.setToolTip(
@@ -365,9 +370,7 @@ class ActivationView(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.detail = MapDetail()
-        self.detail_label = QLabel("")
-        self.detail_label.setWordWrap(True)
-        self.detail_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.detail_label = LiveText("", lines=4)
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)

@@ -41,6 +41,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.ui.activation_view import ActivationView
 from cnnviz.ui.cam_view import CamView, ErrorsView
 from cnnviz.ui.filter_view import FilterView
+from cnnviz.ui.live_text import LiveText
 from cnnviz.ui.receptive_field_view import ReceptiveFieldView
 
 CAPTURE_EVERY_N_STEPS = 10
@@ -103,7 +104,7 @@ class ProbePanel(QWidget):
         self.live.setToolTip("Show each new capture as training goes on")
         self.play = QPushButton("▶ replay")
         self.play.setEnabled(False)
-        self.step_label = QLabel("no snapshots yet")
+        self.step_label = LiveText("no snapshots yet")  # changes with every capture
         self.step_label.setMinimumWidth(150)
         self._player = QTimer(self)
         self._player.setInterval(250)
