@@ -1072,7 +1072,9 @@ class ProbeObserver:
         every_n_steps: Steps between two captures.
         min_interval_s: Seconds at least between two periodic captures: a small net makes
             many steps a second, and a capture shown more often than a person can follow
-            only takes time from training (and from the GUI thread that paints it).
+            only takes time from training (and from the GUI thread that paints it). Counted
+            in training time (the report's ``elapsed_s``, pauses left out) where reports
+            carry it, else on the wall clock.
         data: The data set, for a confusion matrix when one is asked for.
         timeline: Where each capture is also kept, or None.
     """
@@ -1153,6 +1155,11 @@ class ProbeObserver:
         """Capture when due; returns the bundle, or None when nothing was due."""
         step = int(getattr(report, "global_step", 0))
         kind = getattr(report, "kind", "step")
+        # Training time where the report has it: a paused run has nothing new to show, so
+        # the first step after a pause is not due merely because the pause was long.
+        now = getattr(report, "elapsed_s", None)
+        if now is None:
+            now = time.monotonic()
         with self._lock:
             due = (
                 self._now
@@ -1160,12 +1167,12 @@ class ProbeObserver:
                 or self._last_step is None
                 or (
                     step - self._last_step >= self.every_n_steps
-                    and time.monotonic() - self._last_time >= self.min_interval_s
+                    and now - self._last_time >= self.min_interval_s
                 )
             )
             if not due:
                 return None
-            self._last_time = time.monotonic()
+            self._last_time = now
             layer = self._layer
             confusion = self._confusion and self.data is not None
             cam, rf = self._cam, self._rf

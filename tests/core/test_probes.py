@@ -558,6 +558,32 @@ def test_observer_waits_min_interval_between_periodic_captures(shapes, monkeypat
         ProbeObserver(graph, ProbeBatch.from_dataset(shapes, n=2), min_interval_s=-1.0)
 
 
+def test_observer_counts_the_interval_in_training_time(shapes, monkeypatch):
+    graph = load_source("lenet5", size="teaching")
+    model = build_module(graph)
+    wall = [0.0]
+    monkeypatch.setattr("cnnviz.core.probes.time.monotonic", lambda: wall[0])
+    observer = ProbeObserver(
+        graph, ProbeBatch.from_dataset(shapes, n=2), every_n_steps=1, min_interval_s=1.0
+    )
+
+    class _Report:
+        epoch = 1
+        kind = "step"
+
+        def __init__(self, step: int, elapsed_s: float) -> None:
+            self.global_step = step
+            self.elapsed_s = elapsed_s
+
+    assert observer(model, _Report(1, 0.1)) is not None
+    wall[0] += 60.0  # a minute's pause: the wall clock runs, training time does not
+    assert observer(model, _Report(2, 0.2)) is None
+    assert observer(model, _Report(3, 0.9)) is None
+    wall[0] += 0.1
+    assert observer(model, _Report(4, 1.15)) is not None  # a second of training since
+    assert observer.captures == 2
+
+
 def test_probe_batch_from_dataset_varies_classes(shapes):
     batch = ProbeBatch.from_dataset(shapes, n=10)
     assert sorted(batch.labels.tolist()) == list(range(10))
