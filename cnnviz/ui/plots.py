@@ -3,7 +3,8 @@
 The curves are painted by this widget with QPainter, incrementally: the frame, the ticks, the
 labels and every point drawn so far live in one cached pixmap, and a redraw adds only the new
 segments to it, then copies it to the screen. The cache is rebuilt only when an axis range
-changes (in steps of 20-33%, :func:`nice_ceiling`), when the widget is resized or cleared.
+changes (to a :func:`nice_ceiling`; the x axis a couple of seconds ahead of the points,
+:data:`X_LOOKAHEAD_S`), when the widget is resized or cleared.
 
 Why not pyqtgraph: the GUI thread's time is taken from training, which runs in a thread of
 the same interpreter (the GIL) on the same cores (its OpenMP team waits at every barrier for
@@ -42,6 +43,14 @@ from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 # A curve growing by a few pixels ten times a second reads as smooth motion; see above for
 # what each redraw costs training.
 MAX_REDRAWS_PER_S = 10
+
+X_LOOKAHEAD_S = 2.0
+"""When the points pass the end of the x axis, it grows to hold about this many seconds more
+of them (at the speed they came lately), to a :func:`nice_ceiling`. A small net trains an
+epoch in seconds: growing only to the next nice step would rescale, and repaint everything,
+at nearly every redraw of its first epochs (19 full repaints in LeNet-5's first 8 epochs,
+about 6 ms each); a slow one still gets an axis its curve fills."""
+_SPEED_GAP_S = 1.0  # a longer gap between two redraws is a pause, not a speed
 
 _NICE_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 _TICK_STEPS = (1.0, 2.0, 2.5, 5.0)
@@ -186,6 +195,9 @@ class TrainingCurvesView(QWidget):
             "lr": _Series("lr", "", LR_COLOUR, markers=False),
         }
         self._ranges: dict[str, float] = {}
+        self._x_speed = 0.0  # epochs a second, between the last two redraws (not a pause)
+        self._speed_mark: tuple[float, float] | None = None  # (time, x) of the last redraw
+        self._x_placeholder = True
         self._update_ranges()
         self._image: QPixmap | None = None  # frame, labels and the curves drawn so far
         self._font_cache: tuple[QFont, QFont, QFont] | None = None
@@ -218,6 +230,9 @@ class TrainingCurvesView(QWidget):
         for series in self._series.values():
             series.clear()
         self._image = None
+        self._ranges.pop("x", None)
+        self._x_speed = 0.0
+        self._speed_mark = None
         self._schedule_redraw()
 
     def points(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -289,9 +304,13 @@ class TrainingCurvesView(QWidget):
         """Set each axis to the nice ceiling of its data; True when one changed."""
         series = self._series
         x_max = max(s.x_max for s in series.values())
+        x_top = self._ranges.get("x")
+        if x_top is None or not x_max <= x_top or self._x_placeholder:
+            x_top = nice_ceiling(x_max + X_LOOKAHEAD_S * self._x_speed)
+        self._x_placeholder = not math.isfinite(x_max)  # no points yet: the first one sets it
         loss_max = max(series["train_loss"].y_max, series["val_loss"].y_max)
         wanted = {
-            "x": nice_ceiling(x_max),
+            "x": x_top,
             "loss": nice_ceiling(loss_max * 1.05),
             "lr": nice_ceiling(series["lr"].y_max * 1.05),
         }
@@ -307,6 +326,7 @@ class TrainingCurvesView(QWidget):
         self._pending = False
         self._last_redraw = time.perf_counter()
         self.redraw_count += 1
+        self._measure_speed(self._last_redraw)
         if self._update_ranges():
             self._image = None
         changed = self._draw_new_points() if self._image is not None else None
@@ -316,6 +336,18 @@ class TrainingCurvesView(QWidget):
         elif not changed.isEmpty():
             # Only where the new segments are: the window system copies less, too.
             self.update(changed.toAlignedRect().adjusted(-2, -2, 2, 2))
+
+    def _measure_speed(self, now: float) -> None:
+        """How fast the points move along x, from the last redraw to this one."""
+        x = max(s.x_max for s in self._series.values())
+        if not math.isfinite(x):
+            self._speed_mark = None
+            return
+        if self._speed_mark is not None:
+            then, x_then = self._speed_mark
+            if 0 < now - then <= _SPEED_GAP_S and x >= x_then:
+                self._x_speed = (x - x_then) / (now - then)
+        self._speed_mark = (now, x)
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self._ensure_image()

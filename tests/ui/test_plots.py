@@ -56,7 +56,8 @@ def shown(qtbot):
     return view
 
 
-def test_axes_grow_in_steps_not_with_every_point(qtbot, shown):
+def test_axes_grow_in_steps_not_with_every_point(qtbot, shown, monkeypatch):
+    monkeypatch.setattr("cnnviz.ui.plots.X_LOOKAHEAD_S", 0.0)  # the steps alone; see below
     shown.add_point(0.1, train_loss=2.3, lr=0.01)
     qtbot.waitUntil(lambda: shown.drawn_points("train_loss") == 1, timeout=2000)
     first = shown.view_ranges()
@@ -74,6 +75,52 @@ def test_axes_grow_in_steps_not_with_every_point(qtbot, shown):
     qtbot.waitUntil(lambda: shown.drawn_points("train_loss") == 3, timeout=2000)
     assert shown.view_ranges()["loss"] == pytest.approx((0.0, 3.0))
     assert shown.view_ranges()["x"] == pytest.approx((0.0, 0.5))
+
+
+def _x_axes_of_a_run(qtbot, view, monkeypatch, epochs_per_s: float, seconds: float):
+    """(x of the last point, end of the x axis) at each redraw of a run at a steady speed."""
+    clock = [0.0]
+    monkeypatch.setattr("cnnviz.ui.plots.time.perf_counter", lambda: clock[0])
+    seen = []
+    for i in range(1, int(seconds * 10) + 1):  # a point and a redraw every 0.1 s
+        clock[0] = i * 0.1
+        x = epochs_per_s * clock[0]
+        view.add_point(x, train_loss=2.0, lr=0.01)
+        qtbot.waitUntil(lambda i=i: view.drawn_points("train_loss") == i, timeout=2000)
+        seen.append((x, view.view_ranges()["x"][1]))
+    return seen
+
+
+def _changes(axes) -> int:
+    return sum(1 for (_, a), (_, b) in zip(axes, axes[1:], strict=False) if a != b)
+
+
+def test_x_axis_grows_ahead_of_a_fast_net(qtbot, shown, monkeypatch):
+    # LeNet-5 on this machine: about half an epoch a second.
+    ahead = _x_axes_of_a_run(qtbot, shown, monkeypatch, 0.5, 20.0)
+    assert all(x <= top for x, top in ahead)
+    shown.clear()
+    monkeypatch.setattr("cnnviz.ui.plots.X_LOOKAHEAD_S", 0.0)
+    stepping = _x_axes_of_a_run(qtbot, shown, monkeypatch, 0.5, 20.0)
+    # 0.05, 0.1, 0.15 ... 10 epochs, the axis at the next nice step (0.05, 0.1, 0.15, 0.2,
+    # 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10): 20 rescales,
+    # each a full repaint. Two seconds ahead: the first point has no speed yet (0.05), then
+    # 0.1 + 2 * 0.5 -> 1.2, 1.25 + 1 -> 2.5, 2.55 + 1 -> 4, 6, 8, 10.
+    assert _changes(stepping) == 20
+    assert sorted({top for _, top in ahead}) == pytest.approx([0.05, 1.2, 2.5, 4, 6, 8, 10])
+    # After the first seconds the curve still fills half the axis or more.
+    assert all(x / top >= 0.5 for x, top in ahead[30:])
+
+
+def test_x_axis_of_a_slow_net_is_the_same_in_seconds(qtbot, shown, monkeypatch):
+    # A large net on the CPU, an epoch in about three minutes: the axis holds the same
+    # seconds of training as a fast net's, so a class sees its curve cross it as quickly.
+    axes = _x_axes_of_a_run(qtbot, shown, monkeypatch, 0.005, 20.0)
+    assert all(x <= top for x, top in axes)
+    assert sorted({top for _, top in axes}) == pytest.approx(
+        [0.0005, 0.012, 0.025, 0.04, 0.06, 0.08, 0.1]
+    )
+    assert all(x / top >= 0.6 for x, top in axes[100:])  # after 10 s: 10 of at most 16 s
 
 
 def test_many_points_are_coalesced_into_few_redraws(qtbot, shown):
