@@ -233,9 +233,10 @@ class TrainingCurvesView(QWidget):
         for series in self._series.values():
             series.clear()
         self._image = None
-        self._ranges.pop("x", None)
         self._x_speed = 0.0
         self._speed_mark = None
+        self._x_placeholder = True
+        self._update_ranges()
         self._schedule_redraw()
 
     def points(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -368,23 +369,27 @@ class TrainingCurvesView(QWidget):
         image.setDevicePixelRatio(ratio)
         image.fill(QColor(_BACKGROUND))
         painter = QPainter(image)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-        self._layout()
-        for plot in self._plots.values():
-            self._paint_frame(painter, plot)
-            self._paint_legend(painter, plot)
-        for series in self._series.values():
-            series.drawn = 0
-            self._paint_series(painter, series, full=True)
-        if not any(s.n for s in self._series.values()):
-            painter.setPen(QColor(_HINT))
-            painter.drawText(
-                self._plots["loss"].rect,
-                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                "The curves appear here while the model trains.",
-            )
-        painter.end()
+        # An error half-way must not leave a painter on a pixmap that is freed before it:
+        # Qt then crashes when the error's traceback is dropped.
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+            self._layout()
+            for plot in self._plots.values():
+                self._paint_frame(painter, plot)
+                self._paint_legend(painter, plot)
+            for series in self._series.values():
+                series.drawn = 0
+                self._paint_series(painter, series, full=True)
+            if not any(s.n for s in self._series.values()):
+                painter.setPen(QColor(_HINT))
+                painter.drawText(
+                    self._plots["loss"].rect,
+                    Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                    "The curves appear here while the model trains.",
+                )
+        finally:
+            painter.end()
         self._image = image
 
     def _draw_new_points(self) -> QRectF | None:
@@ -394,21 +399,19 @@ class TrainingCurvesView(QWidget):
             The area drawn on, or None when the image must be painted afresh instead (the
             points were cleared, or the first point came and the empty plot's hint must go).
         """
-        painter = None
+        fresh = [s for s in self._series.values() if s.n != s.drawn]
+        if not fresh:
+            return QRectF()
+        if any(s.n < s.drawn for s in fresh) or not any(s.drawn for s in self._series.values()):
+            self._image = None
+            return None
         changed = QRectF()
-        for series in self._series.values():
-            if series.n == series.drawn:
-                continue
-            if series.n < series.drawn or not any(s.drawn for s in self._series.values()):
-                if painter is not None:
-                    painter.end()
-                self._image = None
-                return None
-            if painter is None:
-                painter = QPainter(self._image)
-                painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            changed = changed.united(self._paint_series(painter, series, full=False))
-        if painter is not None:
+        painter = QPainter(self._image)
+        try:  # see _ensure_image
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            for series in fresh:
+                changed = changed.united(self._paint_series(painter, series, full=False))
+        finally:
             painter.end()
         return changed
 

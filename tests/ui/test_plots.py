@@ -265,3 +265,15 @@ def test_a_hidden_view_does_not_redraw_and_catches_up_when_shown(qtbot, shown):
     qtbot.waitUntil(lambda: shown.drawn_points("val_loss") == 1, timeout=2000)
     assert shown.redraw_count == before + 1
     assert shown.points("val_accuracy")[1].tolist() == [pytest.approx(80.0)]
+
+
+def test_cleared_view_paints_at_once_with_the_empty_axes(qtbot, shown):
+    shown.add_point(3.0, train_loss=2.0, lr=0.01)
+    qtbot.waitUntil(lambda: shown.drawn_points("train_loss") == 1, timeout=2000)
+    assert shown.view_ranges()["x"] == pytest.approx((0.0, 3.0))
+    shown.clear()
+    shown.repaint()  # before the redraw timer: pytest-qt fails the test on an error here
+    assert shown.view_ranges()["x"] == (0.0, 1.0)
+    shown.add_point(0.2, train_loss=2.0)
+    qtbot.waitUntil(lambda: shown.drawn_points("train_loss") == 1, timeout=2000)
+    assert shown.view_ranges()["x"] == pytest.approx((0.0, 0.2))  # not kept from before
