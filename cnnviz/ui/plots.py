@@ -527,14 +527,16 @@ class TrainingCurvesView(QWidget):
         start = 0 if full else max(0, series.drawn - 1)
         px, py = self._map(plot, series.x[start : series.n], series.y[start : series.n])
         reach = _MARKER_RADIUS + 1
-        # A redraw adds a point or two: Python's min and max beat numpy's on so few.
-        xs, ys = (px, py) if px.size > 64 else (px.tolist(), py.tolist())
-        left, top = float(min(xs)), float(min(ys))
+        if px.size > 64:
+            left, right, top, bottom = px.min(), px.max(), py.min(), py.max()
+        else:  # a redraw adds a point or two: Python's min and max beat numpy's on so few
+            xs, ys = px.tolist(), py.tolist()
+            left, right, top, bottom = min(xs), max(xs), min(ys), max(ys)
         bounds = QRectF(
-            left - reach,
-            top - reach,
-            float(max(xs)) - left + 2 * reach,
-            float(max(ys)) - top + 2 * reach,
+            float(left) - reach,
+            float(top) - reach,
+            float(right - left) + 2 * reach,
+            float(bottom - top) + 2 * reach,
         )
         # Curves pass under the legend, which is painted once, with the frame.
         if plot.legend is not None and plot.legend.intersects(bounds):
