@@ -1,9 +1,9 @@
 """Training throughput in a worker thread against a plain PyTorch loop in the main thread.
 
-Run: ``.venv/bin/python benchmarks/training.py [--accuracy]`` (about 3 minutes, 4 with
-``--accuracy``). The GUI runs :func:`cnnviz.core.training.train` in a ``QThread``; this measures,
-for LeNet-5 (1x28x28, batch 64) and the teaching-size ResNet-18 (3x32x32, batch 128), SGD with
-momentum on shapes:
+Run: ``.venv/bin/python benchmarks/training.py [--accuracy] [--turns N]`` (about 7 minutes,
+8 with ``--accuracy``). The GUI runs :func:`cnnviz.core.training.train` in a ``QThread``; this
+measures, for LeNet-5 (1x28x28, batch 64) and the teaching-size ResNet-18 (3x32x32, batch
+128), SGD with momentum on shapes:
 
 - ``bare_main``: a bare PyTorch loop (DataLoader, forward, loss, backward, step) in the main
   thread with torch's default threads: the baseline;
@@ -20,21 +20,27 @@ momentum on shapes:
   live curves beside a :class:`~cnnviz.ui.probe_panel.ProbePanel` showing the activation
   probe, and ``train()`` of the model built from the zoo entry's graph (what the app trains)
   in the real :class:`~cnnviz.ui.workers.TrainWorker` (step signals throttled to 10 a second,
-  curves redrawn from them, probe captures at least a second apart). A slot resumes the
+  curves redrawn from them, probe captures a second of training apart). A slot resumes the
   worker and an observer pauses it again after the slot's steps (``configure_main_thread``
   first, as the app does at start-up). It also prints (stderr) how busy the GUI thread was
   during its slots, in % of a core: the GUI's own work is what the trainer loses to it.
 
 Each variant lives in its own interpreter, because what the main thread did before (which
-OpenMP thread teams exist) is exactly what is measured. The machine is shared and its load
-drifts, so the five processes take turns: each times a slot of a few steps (about a second)
-while the others wait, slot after slot, and every slot's rate is divided by the rate of
-``bare_main`` in the same turn; the figure is the median of those ratios. The last line is one
-JSON object with ``<model>_<variant>_ratio`` keys, ``lenet_worker_ratio`` and
-``resnet18_worker_ratio`` (the app's trainer in its worker with live curves, ``gui_worker``;
-goal >= 0.95; ``train_thread_ratio`` is the naive thread, for comparison), and with
-``--accuracy`` ``lenet_val_acc_60s``: the validation accuracy LeNet-5 reaches on shapes in 60 s
-of training with ``train()`` in a worker thread (Adam, cosine schedule; goal >= 0.95).
+OpenMP thread teams exist) is exactly what is measured. The machine's speed drifts by 10% and
+more over seconds (a bare loop timed again and again on an idle machine: coefficient of
+variation 0.1, neighbouring slots correlated), so the processes take turns, one slot of a few
+steps at a time while the others wait: ``bare_main``, a variant, ``bare_main``, another
+variant, ... (the order of the variants shuffled each turn). Each slot's rate is divided by
+the mean of the two ``bare_main`` slots beside it, and a variant's figure is the geometric
+mean of its ratios, printed with a 95% confidence interval. ``bare_main_threads`` does what
+``bare_main`` does: its ratio shows what the method reads for no difference at all.
+
+The last line is one JSON object with ``<model>_<variant>_ratio`` keys, ``lenet_worker_ratio``
+and ``resnet18_worker_ratio`` (the app's trainer in its worker with live curves and the probe,
+``gui_worker``; goal >= 0.95) with ``..._ci95_low`` and ``..._ci95_high``
+(``train_thread_ratio`` is the naive thread, for comparison), and with ``--accuracy``
+``lenet_val_acc_60s``: the validation accuracy LeNet-5 reaches on shapes in 60 s of training
+with ``train()`` in a worker thread (Adam, cosine schedule; goal >= 0.95).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -51,6 +58,7 @@ import threading
 import time
 from pathlib import Path
 
+BASELINE = "bare_main"
 VARIANTS = (
     "bare_main",
     "bare_main_threads",
@@ -60,9 +68,9 @@ VARIANTS = (
     "gui_worker",
 )
 MODELS = {
-    # name: (zoo name, data set, batch, warm-up steps, steps per slot, slots, pool size)
-    "lenet": ("lenet5", "shapes", 64, 20, 50, 12, 12_000),
-    "resnet18": ("resnet18", "shapes32", 128, 2, 3, 8, 3_000),
+    # name: (zoo name, data set, batch, warm-up steps, steps per slot, turns, pool size)
+    "lenet": ("lenet5", "shapes", 64, 20, 50, 30, 12_000),
+    "resnet18": ("resnet18", "shapes32", 128, 2, 3, 12, 3_000),
 }
 
 
@@ -100,7 +108,9 @@ def _child(model_key: str, variant: str) -> None:
         # also turns MKL's dynamic thread adjustment off.
         torch.set_num_threads(torch.get_num_threads())
     name, dataset, batch, warm, steps, _slots, pool = MODELS[model_key]
-    data = load_dataset(dataset, train_size=pool, val_fraction=0.02, seed=0)
+    # A validation split of one batch: an epoch's end inside a slot costs the train() variants
+    # (not the bare loop) a validation pass, which is not training throughput.
+    data = load_dataset(dataset, train_size=pool, val_fraction=batch / pool, seed=0)
     torch.manual_seed(0)
     model, _ = zoo.build(name)
     # What a GUI thread does before training: a forward and backward pass on a batch (shape
@@ -271,8 +281,18 @@ def _serve_gui(name: str, data, batch: int, warm: int, steps: int) -> None:
     )
 
 
-def _interleaved(model_key: str, env: dict[str, str]) -> dict[str, list[float]]:
-    """Images/s per variant and slot, the variants taking turns slot by slot."""
+def _interleaved(
+    model_key: str, env: dict[str, str], turns: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each variant's images/s in a slot divided by the baseline's in the slots around it.
+
+    Returns:
+        The ratios per variant (the baseline's own left out), and the images/s per variant.
+
+    The baseline's slots alternate with the others' (baseline, A, baseline, C, baseline, B,
+    ...; the order shuffled each turn), and each slot is compared with the mean of the two
+    baseline slots beside it, so that the machine's load, which drifts over seconds, cancels.
+    """
     children = {
         variant: subprocess.Popen(
             [sys.executable, __file__, "--child", model_key, variant],
@@ -283,24 +303,47 @@ def _interleaved(model_key: str, env: dict[str, str]) -> dict[str, list[float]]:
         )
         for variant in VARIANTS
     }
+
+    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+
+    def timed(variant: str) -> float:
+        child = children[variant]
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        rates[variant].append(float(child.stdout.readline()))
+        return rates[variant][-1]
+
     try:
         for variant, child in children.items():
             line = child.stdout.readline().strip()
             if line != "ready":
                 raise RuntimeError(f"{variant} did not start: {line!r}")
-        rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
-        for _ in range(MODELS[model_key][5]):
-            for variant, child in children.items():
-                child.stdin.write("go\n")
-                child.stdin.flush()
-                rates[variant].append(float(child.stdout.readline()))
-        return rates
+        others = [v for v in VARIANTS if v != BASELINE]
+        ratios: dict[str, list[float]] = {v: [] for v in others}
+        order = random.Random(0)
+        before = timed(BASELINE)
+        for _ in range(turns):
+            order.shuffle(others)
+            for variant in others:
+                rate = timed(variant)
+                after = timed(BASELINE)
+                ratios[variant].append(rate / ((before + after) / 2))
+                before = after
+        return ratios, rates
     finally:
         for child in children.values():
             with contextlib.suppress(OSError):
                 child.stdin.write("quit\n")
                 child.stdin.close()
             child.wait(timeout=60)
+
+
+def _summary(ratios: list[float]) -> tuple[float, float, float]:
+    """Geometric mean of ``ratios`` and its 95 % confidence interval (normal approximation)."""
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    half = 1.96 * statistics.stdev(logs) / math.sqrt(len(logs)) if len(logs) > 1 else math.inf
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
 def _accuracy_60s(seconds: float, rate: float) -> tuple[float, int, float]:
@@ -348,6 +391,7 @@ def main() -> None:
     parser.add_argument("--models", default="lenet,resnet18")
     parser.add_argument("--accuracy", action="store_true", help="also LeNet-5 accuracy in 60 s")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--turns", type=int, help="turns per model (default: its own)")
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -357,25 +401,27 @@ def main() -> None:
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(root), "QT_QPA_PLATFORM": "offscreen"}
     result: dict[str, float | int] = {"cpu_count": os.cpu_count() or 0}
-    fixed_rate = 4000.0
+    fixed_rate = 4000.0  # images/s the accuracy run plans with, when LeNet-5 is not measured
     for model_key in args.models.split(","):
-        rates = _interleaved(model_key, env)
-        base = rates["bare_main"]
-        print(f"{model_key}: images/s per slot, the variants taking turns")
-        for variant in VARIANTS:
-            values = rates[variant]
-            ratios = [v / b for v, b in zip(values, base, strict=True)]
-            ratio = statistics.median(ratios)
+        turns = args.turns or MODELS[model_key][5]
+        ratios, rates = _interleaved(model_key, env, turns)
+        print(f"{model_key}: each slot's images/s over the baseline's beside it, {turns} turns")
+        for variant, values in ratios.items():
+            ratio, low, high = _summary(values)
             print(
-                f"  {variant:19s} median {statistics.median(values):8.0f} img/s  "
-                f"ratio to bare_main {ratio:.3f} (slots "
-                + " ".join(f"{r:.2f}" for r in ratios)
+                f"  {variant:19s} {statistics.median(rates[variant]):6.0f} img/s, "
+                f"ratio {ratio:.3f} (95% CI {low:.3f}-{high:.3f}; median "
+                f"{statistics.median(values):.3f}; slots "
+                + " ".join(f"{r:.2f}" for r in values)
                 + ")"
             )
-            result[f"{model_key}_{variant}_images_per_s"] = round(statistics.median(values), 1)
-            if variant != "bare_main":
-                result[f"{model_key}_{variant}_ratio"] = round(ratio, 3)
-        result[f"{model_key}_worker_ratio"] = result[f"{model_key}_gui_worker_ratio"]
+            result[f"{model_key}_{variant}_ratio"] = round(ratio, 3)
+            result[f"{model_key}_{variant}_images_per_s"] = round(statistics.median(rates[variant]))
+        result[f"{model_key}_{BASELINE}_images_per_s"] = round(statistics.median(rates[BASELINE]))
+        ratio, low, high = _summary(ratios["gui_worker"])
+        result[f"{model_key}_worker_ratio"] = round(ratio, 3)
+        result[f"{model_key}_worker_ratio_ci95_low"] = round(low, 3)
+        result[f"{model_key}_worker_ratio_ci95_high"] = round(high, 3)
         if model_key == "lenet":
             fixed_rate = statistics.median(rates["gui_worker"])
 
