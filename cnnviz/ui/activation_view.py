@@ -370,7 +370,7 @@ class ActivationView(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.detail = MapDetail()
-        self.detail_label = LiveText("", lines=4)
+        self.detail_label = LiveText("", lines=5)
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -467,10 +467,8 @@ class ActivationView(QWidget):
         shape = f"{c} × {h} × {w}" if snap.spatial else f"{c} units"
         dead = snap.dead_channels
         dead_text = f", <span style='color:#dc3c3c'>{dead} dead</span>" if dead else ""
-        self.title.setText(
-            f"<b>{snap.layer}</b> &nbsp; {shape}{dead_text}"
-            + (f" &nbsp; <span style='color:gray'>step {snap.step}</span>" if snap.step else "")
-        )
+        # The step is the timeline's, beside its slider.
+        self.title.setText(f"<b>{snap.layer}</b> &nbsp; {shape}{dead_text}")
         if snap.spatial:
             rgb = colour_maps(snap, self.image_index, self.scaling.currentText(), self._lut())
         else:

@@ -59,7 +59,8 @@ class LiveText(QWidget):
         self.update()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(160, self.height())
+        # The width the text had when the layout last asked: a new text does not ask again.
+        return QSize(max(40, round(self._document.idealWidth())), self.height())
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(40, self.height())
