@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -502,30 +503,30 @@ def test_observer_captures_every_n_steps_and_does_not_change_training(shapes):
     )
 
 
+def _report(step: int, kind: str = "step", elapsed_s: float | None = None) -> SimpleNamespace:
+    """What the observer reads of a training report (``elapsed_s`` None: none given)."""
+    report = SimpleNamespace(global_step=step, kind=kind, epoch=1)
+    if elapsed_s is not None:
+        report.elapsed_s = elapsed_s
+    return report
+
+
 def test_observer_layer_and_capture_requests_from_another_thread(shapes):
     graph = load_source("lenet5", size="teaching")
     model = build_module(graph)
     observer = ProbeObserver(graph, ProbeBatch.from_dataset(shapes, n=2), every_n_steps=100)
-
-    class _Report:
-        kind = "step"
-        epoch = 1
-
-        def __init__(self, step: int) -> None:
-            self.global_step = step
-
-    assert observer(model, _Report(1)) is not None  # the starting point
-    assert observer(model, _Report(2)) is None
+    assert observer(model, _report(1)) is not None  # the starting point
+    assert observer(model, _report(2)) is None
     thread = threading.Thread(target=observer.set_layer, args=("features.act3",))
     thread.start()
     thread.join()
-    bundle = observer(model, _Report(3))
+    bundle = observer(model, _report(3))
     assert bundle.activations.layer == "features.act3"
     assert bundle.filters.layer == "features.c3"
     assert bundle.first_filters.layer == "features.c1"
     observer.capture_now()
-    assert observer(model, _Report(4)) is not None
-    assert observer(model, _Report(5)) is None
+    assert observer(model, _report(4)) is not None
+    assert observer(model, _report(5)) is None
 
 
 def test_observer_waits_min_interval_between_periodic_captures(shapes, monkeypatch):
@@ -536,23 +537,15 @@ def test_observer_waits_min_interval_between_periodic_captures(shapes, monkeypat
     observer = ProbeObserver(
         graph, ProbeBatch.from_dataset(shapes, n=2), every_n_steps=2, min_interval_s=1.0
     )
-
-    class _Report:
-        epoch = 1
-
-        def __init__(self, step: int, kind: str = "step") -> None:
-            self.global_step = step
-            self.kind = kind
-
-    assert observer(model, _Report(1)) is not None  # the starting point
+    assert observer(model, _report(1)) is not None  # the starting point
     clock[0] += 0.3
-    assert observer(model, _Report(3)) is None  # two steps on, but only 0.3 s
+    assert observer(model, _report(3)) is None  # two steps on, but only 0.3 s
     clock[0] += 0.3
-    assert observer(model, _Report(5)) is None
-    assert observer(model, _Report(6, kind="epoch")) is not None  # an epoch end: always
+    assert observer(model, _report(5)) is None
+    assert observer(model, _report(6, kind="epoch")) is not None  # an epoch end: always
     clock[0] += 1.0
-    assert observer(model, _Report(7)) is None  # a second on, but one step
-    assert observer(model, _Report(8)) is not None  # both: due
+    assert observer(model, _report(7)) is None  # a second on, but one step
+    assert observer(model, _report(8)) is not None  # both: due
     assert observer.captures == 3
     with pytest.raises(ProbeError):
         ProbeObserver(graph, ProbeBatch.from_dataset(shapes, n=2), min_interval_s=-1.0)
@@ -566,21 +559,12 @@ def test_observer_counts_the_interval_in_training_time(shapes, monkeypatch):
     observer = ProbeObserver(
         graph, ProbeBatch.from_dataset(shapes, n=2), every_n_steps=1, min_interval_s=1.0
     )
-
-    class _Report:
-        epoch = 1
-        kind = "step"
-
-        def __init__(self, step: int, elapsed_s: float) -> None:
-            self.global_step = step
-            self.elapsed_s = elapsed_s
-
-    assert observer(model, _Report(1, 0.1)) is not None
+    assert observer(model, _report(1, elapsed_s=0.1)) is not None
     wall[0] += 60.0  # a minute's pause: the wall clock runs, training time does not
-    assert observer(model, _Report(2, 0.2)) is None
-    assert observer(model, _Report(3, 0.9)) is None
+    assert observer(model, _report(2, elapsed_s=0.2)) is None
+    assert observer(model, _report(3, elapsed_s=0.9)) is None
     wall[0] += 0.1
-    assert observer(model, _Report(4, 1.15)) is not None  # a second of training since
+    assert observer(model, _report(4, elapsed_s=1.15)) is not None  # a second of training since
     assert observer.captures == 2
 
 
