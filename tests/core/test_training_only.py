@@ -93,6 +93,24 @@ def test_built_model_returns_aux_logits_in_training_only() -> None:
     assert calls == ["aux1", "aux1"]
 
 
+def _assert_same_outputs_in_both_modes(got_net, want_net, x, seed: int) -> None:
+    """Equal outputs in eval mode, and in training mode the same three outputs (main and two
+    auxiliary heads); the same seed and the same order of dropout calls give the same masks."""
+    got_net.eval()
+    want_net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(got_net(x), want_net(x))
+    got_net.train()
+    want_net.train()
+    torch.manual_seed(seed)
+    got = got_net(x)
+    torch.manual_seed(seed)
+    want = want_net(x)
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+
+
 @pytest.mark.parametrize("size", ["teaching", "original"])
 def test_state_dict_keys_are_the_zoo_models(size: str) -> None:
     with torch.device("meta"):
@@ -109,21 +127,7 @@ def test_zoo_weights_give_the_zoo_models_outputs_in_both_modes() -> None:
     model, graph = _googlenet()
     net = build_module(graph)
     net.load_state_dict(model.state_dict())
-    x = torch.randn(4, 3, 32, 32)
-    model.eval()
-    net.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(net(x), model(x))
-    model.train()
-    net.train()
-    # same seed, same order of dropout calls: the same masks
-    torch.manual_seed(5)
-    want = model(x)
-    torch.manual_seed(5)
-    got = net(x)
-    assert len(got) == len(want) == 3
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w)
+    _assert_same_outputs_in_both_modes(net, model, torch.randn(4, 3, 32, 32), seed=5)
 
 
 def test_json_round_trip_keeps_the_flags_and_aux_outputs() -> None:
@@ -204,20 +208,7 @@ def test_generated_source_returns_the_aux_logits_in_training(tmp_path: Path) -> 
     assert generated.load_state_dict(model.state_dict()) is not None  # strict: every key
     net = build_module(graph)
     net.load_state_dict(model.state_dict())
-    x = torch.randn(2, 3, 32, 32)
-    generated.train()
-    net.train()
-    torch.manual_seed(3)
-    got = generated(x)
-    torch.manual_seed(3)
-    want = net(x)
-    assert len(got) == len(want) == 3
-    for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w)
-    generated.eval()
-    net.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(generated(x), net(x))
+    _assert_same_outputs_in_both_modes(generated, net, torch.randn(2, 3, 32, 32), seed=3)
 
 
 def test_analysis_counts_aux_params_but_inference_macs() -> None:
