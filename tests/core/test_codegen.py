@@ -18,13 +18,7 @@ from cnnviz.core.build import build_module
 from cnnviz.core.sources import load_source
 from cnnviz.core.trace import from_module
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _exec_as_module(source: str, tmp: Path, name: str) -> Any:

@@ -6,7 +6,6 @@ import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -26,12 +25,7 @@ from cnnviz.core.training import TrainConfig, train
 AUX_HEAD = ["avgpool", "conv.conv", "conv.bn", "conv.relu", "flatten", "fc1", "relu", "dropout"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _googlenet(seed: int = 0) -> tuple[nn.Module, ArchGraph]:

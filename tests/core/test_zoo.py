@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -38,14 +37,7 @@ TEACHING_INPUTS = {(1, 28, 28), (3, 32, 32)}
 MAX_TEACHING_PARAMS = 2_000_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny batches gain nothing from threads, and on a shared 2-core machine OpenMP threads
-    # waiting for each other can make a 0.3 s test take 10 s.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _n_params(model: nn.Module) -> int:

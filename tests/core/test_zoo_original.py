@@ -5,8 +5,6 @@ Big networks are built on the meta device: shapes and parameter counts without m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torchvision
@@ -17,13 +15,7 @@ from cnnviz.core import zoo
 TWINS = [e for e in zoo.entries() if e.torchvision_name is not None]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # As in test_zoo.py: one thread is faster for these small runs on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _n_params(model: nn.Module, skip_prefixes: tuple[str, ...] = ()) -> int:
